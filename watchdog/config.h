@@ -1,0 +1,89 @@
+/* config.h - the watchdog's settings, read once from the environment.
+ *
+ * Every environment variable name lives in config.c; the rest of the
+ * program sees only struct fw_config. Rules follow
+ * shared/spec/behaviour.md section 2.
+ */
+#ifndef FW_CONFIG_H
+#define FW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum fw_mode {
+    FW_MODE_STREAMING,
+    FW_MODE_SERIALIZING,
+    FW_MODE_CLASSIC,
+    FW_MODE_HTTP,
+    FW_MODE_STATIC,
+};
+
+struct fw_config {
+    enum fw_mode mode;
+    const char *mode_trigger;    /* classic-only variable that chose classic
+                                    (spec D1), or NULL */
+    char *fprocess;              /* command line as given, NULL in static */
+    char **argv;                 /* fprocess split per spec 5.1, NULL-ended */
+    int port;                    /* main listener, 1..65535 */
+    int metrics_port;            /* 0 = metrics off */
+    char *upstream_url;          /* http mode, trailing '/' removed */
+    char *content_type;          /* NULL = mode default (classic: sniff) */
+    char *ready_path;            /* NULL = none */
+    char *static_path;           /* static mode root */
+    char *tmpdir;                /* directory of the lock file */
+    int64_t exec_timeout_ms;     /* 0 = none */
+    int64_t read_timeout_ms;     /* > 0 */
+    int64_t write_timeout_ms;    /* 0 = none (classic only) */
+    int64_t healthcheck_interval_ms; /* 0 = no wait after SIGTERM */
+    int64_t max_inflight;        /* 0 = no limit */
+    int64_t log_buffer_size;     /* bytes; < 0 = unlimited */
+    bool suppress_lock;
+    bool prefix_logs;
+    bool log_callid;
+    bool http_buffer_req_body;
+    bool cgi_headers;            /* classic only */
+    bool marshal_request;        /* classic, serializing */
+    bool combine_output;         /* classic (default true), serializing */
+    bool write_debug;            /* classic, serializing */
+    bool debug_headers;          /* classic */
+};
+
+/* Looks a variable up; returns NULL when unset. Tests pass a table. */
+typedef const char *(*fw_getenv_fn)(const char *name, void *ctx);
+
+/* Fills *cfg from the variables lookup() returns. On a fatal error
+ * (missing fprocess, bad mode, bad quoting, ...) returns -EINVAL and
+ * writes one line naming the variable into err[err_len]. Warnings for
+ * values that fall back to their default go to warn() when it is not
+ * NULL. The caller owns cfg's strings: free them with fw_config_release.
+ */
+int fw_config_load(struct fw_config *cfg, fw_getenv_fn lookup, void *ctx,
+                   void (*warn)(const char *line),
+                   char *err, size_t err_len);
+
+void fw_config_release(struct fw_config *cfg);
+
+/* Parses a duration as the Go watchdogs do: a bare non-negative integer
+ * is seconds, otherwise a Go duration ("1m30s", "500ms", "1.5h").
+ * Returns 0 and *ms (rounded down to milliseconds; negative values are
+ * kept) or -EINVAL. */
+int fw_duration_parse(const char *s, int64_t *ms);
+
+/* Formats ms as Go's time.Duration.String() does ("30s", "1m30s",
+ * "1h0m0s", "500ms", "0s") into out[out_len]. */
+void fw_duration_format(int64_t ms, char *out, size_t out_len);
+
+/* Splits a command line per spec 5.1 (quotes, backslashes, no shell).
+ * Returns a NULL-ended array in one allocation (free() it once) or NULL
+ * with *err set to a static message ("unbalanced quote", "empty"). */
+char **fw_argv_split(const char *line, const char **err);
+
+/* Name of a mode as the spec writes it ("streaming", ...). */
+const char *fw_mode_name(enum fw_mode mode);
+
+/* Prints the --help text (every variable, default, meaning). */
+void fw_config_usage(FILE *out);
+
+#endif

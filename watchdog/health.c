@@ -1,0 +1,184 @@
+/* health.c - the probes, the lock file and the drain.
+ *
+ * "Accepting" starts once the listeners are bound (and, in http mode,
+ * the upstream answers) and ends at SIGTERM. The shutdown sequence of
+ * spec 8 lives here; the signals that start it come from pid1.c.
+ */
+#include "health.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static struct {
+    const struct fw_config *cfg;
+    uv_loop_t *loop;
+    char lock_path[PATH_MAX];
+    bool accepting;
+    bool stopping;
+    uv_timer_t timer;            /* healthcheck_interval, then drain */
+    void (*kill_rest)(void);
+    void (*on_done)(int);
+} hs;
+
+static bool lock_present(void)
+{
+    return hs.cfg->suppress_lock || access(hs.lock_path, F_OK) == 0;
+}
+
+static void answer(struct fw_request *r, int status, const char *body)
+{
+    static const struct fw_hdr text[] = {
+        { "Content-Type", "text/plain; charset=utf-8" },
+    };
+
+    fw_response_send(r, status, body ? text : NULL, body ? 1 : 0, body,
+                     body ? strlen(body) : 0);
+}
+
+static void on_probe(struct fw_request *r)
+{
+    bool ok = hs.accepting && lock_present();
+
+    if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+        answer(r, 405, NULL);
+    } else if (strcmp(r->path, "/_/health") == 0) {
+        answer(r, ok ? 200 : 503, ok ? "OK" : NULL);
+    } else if (!ok) {
+        answer(r, 503, NULL);
+    } else if (hs.cfg->max_inflight > 0 &&
+               fw_server_inflight() >= hs.cfg->max_inflight) {
+        answer(r, 429, NULL);
+    } else {
+        answer(r, 200, NULL);
+    }
+}
+
+static void ignore_body(struct fw_request *r, const char *p, size_t len)
+{
+    (void)r;
+    (void)p;
+    (void)len;
+}
+
+static void ignore(struct fw_request *r)
+{
+    (void)r;
+}
+
+const struct fw_handler fw_health_handler = {
+    .on_head = on_probe,
+    .on_body = ignore_body,
+    .on_body_end = ignore,
+    .on_drain = ignore,
+    .on_abort = ignore,
+};
+
+void fw_health_init(uv_loop_t *loop, const struct fw_config *cfg)
+{
+    hs.cfg = cfg;
+    hs.loop = loop;
+    snprintf(hs.lock_path, sizeof(hs.lock_path), "%s/.lock", cfg->tmpdir);
+    uv_timer_init(loop, &hs.timer);
+    uv_unref((uv_handle_t *)&hs.timer);
+}
+
+int fw_health_accept(void)
+{
+    int fd;
+
+    if (!hs.cfg->suppress_lock) {
+        fw_log(FW_INFO, "Writing lock-file to: %s", hs.lock_path);
+        fd = open(hs.lock_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                  0660);
+        if (fd < 0)
+            return -errno;
+        close(fd);
+    }
+    hs.accepting = true;
+    return 0;
+}
+
+bool fw_health_stopping(void)
+{
+    return hs.stopping;
+}
+
+static void on_drained(void)
+{
+    uv_timer_stop(&hs.timer);
+    fw_log(FW_INFO, "Exiting. Active connections: %zu",
+           fw_server_connections());
+    hs.on_done(0);
+}
+
+static void on_drain_deadline(uv_timer_t *t)
+{
+    (void)t;
+    fw_log(FW_INFO, "drain: write_timeout passed with %lld requests "
+           "in flight, stopping them", (long long)fw_server_inflight());
+    if (hs.kill_rest)
+        hs.kill_rest();
+    fw_server_close();
+}
+
+static void start_drain(uv_timer_t *t)
+{
+    (void)t;
+    fw_log(FW_INFO, "No new connections allowed, draining: %lld requests",
+           (long long)fw_server_inflight());
+    if (hs.cfg->write_timeout_ms > 0)
+        uv_timer_start(&hs.timer, on_drain_deadline,
+                       (uint64_t)hs.cfg->write_timeout_ms, 0);
+    fw_server_drain(on_drained);
+}
+
+void fw_health_shutdown(bool skip_wait, void (*kill_rest)(void),
+                        void (*on_done)(int exit_code))
+{
+    char d[32];
+    int64_t wait_ms = skip_wait ? 0 : hs.cfg->healthcheck_interval_ms;
+
+    if (hs.stopping)
+        return;     /* a second signal does not cut the drain short */
+    hs.stopping = true;
+    hs.accepting = false;
+    hs.kill_rest = kill_rest;
+    hs.on_done = on_done;
+    fw_duration_format(wait_ms, d, sizeof(d));
+    fw_log(FW_INFO, "SIGTERM: no new connections in %s", d);
+    if (!hs.cfg->suppress_lock && unlink(hs.lock_path) < 0 &&
+        errno != ENOENT)
+        fw_log(FW_ERROR, "remove %s: %s", hs.lock_path, strerror(errno));
+    uv_ref((uv_handle_t *)&hs.timer);
+    if (wait_ms > 0) {
+        /* Keep-alive connections learn at their next response. */
+        fw_server_stop_keepalive();
+        uv_timer_start(&hs.timer, start_drain, (uint64_t)wait_ms, 0);
+    } else {
+        start_drain(&hs.timer);
+    }
+}
+
+int fw_health_check_lock(const char *tmpdir)
+{
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/.lock", tmpdir);
+    if (access(path, F_OK) == 0)
+        return 0;
+    fprintf(stderr, "unable to find lock file.\n");
+    return 1;
+}
+
+void fw_health_close(void)
+{
+    if (hs.loop && !uv_is_closing((uv_handle_t *)&hs.timer))
+        uv_close((uv_handle_t *)&hs.timer, NULL);
+}

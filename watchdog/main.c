@@ -1,0 +1,198 @@
+/* main.c - fwatchdog's steps: options, configuration, signals and the
+ * reaper, the mode, the listener, the loop, the exit code. The only
+ * exit() of the program is here.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "config.h"
+#include "health.h"
+#include "log.h"
+#include "pid1.h"
+#include "proc.h"
+#include "runner.h"
+#include "server.h"
+
+#ifndef FW_VERSION
+#define FW_VERSION "dev"
+#endif
+#ifndef FW_GIT_SHA
+#define FW_GIT_SHA "unknown"
+#endif
+
+static struct fw_config cfg;
+static int exit_code;
+
+static const char *lookup_env(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+static void warn_line(const char *line)
+{
+    fw_log(FW_ERROR, "warning: %s", line);
+}
+
+/* Handles -h, -version and -run-healthcheck (one or two dashes).
+ * Returns -1 to go on, or an exit code. */
+static int parse_options(int argc, char **argv)
+{
+    const char *opt, *tmpdir;
+
+    if (argc < 2)
+        return -1;
+    opt = argv[1] + (argv[1][0] == '-' && argv[1][1] == '-');
+    if (argc == 2 && (strcmp(opt, "-h") == 0 || strcmp(opt, "-help") == 0)) {
+        fw_config_usage(stdout);
+        return 0;
+    }
+    if (argc == 2 && strcmp(opt, "-version") == 0) {
+        printf("Version: %s\tSHA: %s\n", FW_VERSION, FW_GIT_SHA);
+        return 0;
+    }
+    if (argc == 2 && strcmp(opt, "-run-healthcheck") == 0) {
+        tmpdir = getenv("TMPDIR");
+        return fw_health_check_lock(tmpdir && *tmpdir ? tmpdir : "/tmp");
+    }
+    fprintf(stderr, "fwatchdog: unknown option %s\n\n", argv[1]);
+    fw_config_usage(stderr);
+    return 2;
+}
+
+static void log_start(void)
+{
+    char r[32], w[32], x[32], h[32];
+
+    fw_log(FW_INFO, "Version: %s\tSHA: %s", FW_VERSION, FW_GIT_SHA);
+    if (cfg.mode_trigger)
+        fw_log(FW_INFO, "mode is unset and %s is set: using mode=classic "
+               "(the classic watchdog's semantics)", cfg.mode_trigger);
+    fw_log(FW_INFO, "Watchdog mode: %s\tfprocess: \"%s\"",
+           fw_mode_name(cfg.mode), cfg.fprocess ? cfg.fprocess : "");
+    fw_duration_format(cfg.read_timeout_ms, r, sizeof(r));
+    fw_duration_format(cfg.write_timeout_ms, w, sizeof(w));
+    fw_duration_format(cfg.exec_timeout_ms, x, sizeof(x));
+    fw_duration_format(cfg.healthcheck_interval_ms, h, sizeof(h));
+    fw_log(FW_INFO, "Timeouts: read: %s write: %s hard: %s health: %s", r,
+           w, x, h);
+}
+
+/* Closes what keeps the loop alive once the drain is over. */
+static void on_done(int code)
+{
+    exit_code = code;
+    fw_pid1_close();
+    fw_proc_close();
+    fw_health_close();
+}
+
+static void on_stop(bool skip_wait)
+{
+    fw_health_shutdown(skip_wait, fw_runner_kill_all, on_done);
+}
+
+static void on_force(void)
+{
+    fw_runner_kill_all();
+    fw_server_close();
+    on_done(130);
+}
+
+static pid_t forward_nowhere(void)
+{
+    return 0;    /* fork modes: per-request children are not signalled */
+}
+
+static int start_serving(uv_loop_t *loop)
+{
+    struct fw_server_config scfg = {
+        .port = cfg.port,
+        .read_timeout_ms = cfg.read_timeout_ms,
+        .write_timeout_ms = cfg.write_timeout_ms,
+        .max_inflight = cfg.max_inflight,
+        .log_requests = true,
+        .log_callid = cfg.log_callid,
+        .function = &fw_runner_handler,
+        .probes = &fw_health_handler,
+    };
+    int err;
+
+    if (cfg.mode == FW_MODE_HTTP || cfg.mode == FW_MODE_STATIC) {
+        fprintf(stderr, "mode: \"%s\" is not available in this build\n",
+                fw_mode_name(cfg.mode));
+        return -ENOTSUP;
+    }
+    err = fw_runner_init(loop, &cfg);
+    if (err < 0) {
+        fprintf(stderr, "fwatchdog: %s\n", uv_strerror(err));
+        return err;
+    }
+    err = fw_server_start(loop, &scfg);
+    if (err < 0) {
+        fprintf(stderr, "port: cannot listen on %d: %s\n", cfg.port,
+                uv_strerror(err));
+        return err;
+    }
+    fw_log(FW_INFO, "Listening on port: %d", cfg.port);
+    err = fw_health_accept();
+    if (err < 0) {
+        fprintf(stderr, "lock file: cannot write %s/.lock: %s (set "
+                "suppress_lock=true to run without it)\n", cfg.tmpdir,
+                uv_strerror(err));
+        return err;
+    }
+    return 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct fw_pid1_hooks hooks = {
+        .on_stop = on_stop,
+        .on_force = on_force,
+        .forward_to = forward_nowhere,
+    };
+    uv_loop_t *loop = uv_default_loop();
+    char err[512];
+    int rc;
+
+    rc = parse_options(argc, argv);
+    if (rc >= 0)
+        return rc;
+    fw_log_init(FW_INFO);
+    if (fw_config_load(&cfg, lookup_env, NULL, warn_line, err,
+                       sizeof(err)) < 0) {
+        fprintf(stderr, "fwatchdog: %s\n", err);
+        return 1;
+    }
+    log_start();
+    if (fw_proc_init(loop) < 0 || fw_pid1_init(loop, &hooks) < 0) {
+        fprintf(stderr, "fwatchdog: cannot install signal handlers\n");
+        return 1;
+    }
+    fw_health_init(loop, &cfg);
+    if (start_serving(loop) < 0) {
+        exit_code = 1;
+        on_done(1);
+        fw_server_close();
+    } else {
+        uv_run(loop, UV_RUN_DEFAULT);
+    }
+    uv_walk(loop, close_walk, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(loop) != 0)
+        fw_log(FW_ERROR, "warning: handles left open at exit");
+    fw_runner_release();
+    fw_config_release(&cfg);
+    exit(exit_code);
+}

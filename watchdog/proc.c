@@ -1,0 +1,297 @@
+/* proc.c - fork/exec and the one reaper.
+ *
+ * Design: libuv's uv_spawn reaps only the pids it spawned, and a
+ * waitpid(-1) anywhere else steals their exit statuses, so a PID 1 that
+ * must also reap orphans cannot use it. We fork and exec ourselves and
+ * keep a table of the children someone waits for, keyed by pid. On
+ * SIGCHLD (delivered through uv_signal_t, so handled on the loop) we
+ * call waitpid(-1, WNOHANG) until nothing is left: a status whose pid is
+ * in the table goes to its owner, any other (an adopted orphan, or a
+ * child whose owner is gone) is simply discarded. No zombie survives a
+ * SIGCHLD round.
+ */
+#include "proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define FW_PROC_BUCKETS 256
+
+static struct fw_proc *table[FW_PROC_BUCKETS];
+static size_t registered;
+static uv_signal_t sigchld;
+static bool started;
+
+static struct fw_proc **slot(pid_t pid)
+{
+    return &table[(unsigned)pid % FW_PROC_BUCKETS];
+}
+
+static void insert(struct fw_proc *p)
+{
+    struct fw_proc **s = slot(p->pid);
+
+    p->next = *s;
+    *s = p;
+    registered++;
+}
+
+static struct fw_proc *take(pid_t pid)
+{
+    struct fw_proc **s;
+
+    for (s = slot(pid); *s; s = &(*s)->next) {
+        if ((*s)->pid == pid) {
+            struct fw_proc *p = *s;
+
+            *s = p->next;
+            p->next = NULL;
+            registered--;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+    int status;
+    pid_t pid;
+
+    (void)h;
+    (void)signum;
+    for (;;) {
+        struct fw_proc *p;
+
+        pid = waitpid(-1, &status, WNOHANG);
+        if (pid == 0)
+            break;
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            /* ECHILD: nothing left to reap. */
+            break;
+        }
+        p = take(pid);
+        if (p != NULL)
+            p->on_exit(p, status);
+        else
+            fw_log(FW_DEBUG, "reaped pid %d", (int)pid);
+    }
+}
+
+int fw_proc_init(uv_loop_t *loop)
+{
+    int err;
+
+    if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        fw_log(FW_ERROR, "warning: cannot become a subreaper (%s): "
+               "orphans of functions will be reaped by the real init",
+               strerror(errno));
+    err = uv_signal_init(loop, &sigchld);
+    if (err < 0)
+        return err;
+    err = uv_signal_start(&sigchld, on_sigchld, SIGCHLD);
+    if (err < 0) {
+        uv_close((uv_handle_t *)&sigchld, NULL);
+        return err;
+    }
+    uv_unref((uv_handle_t *)&sigchld);
+    started = true;
+    /* Children may have exited before the handler existed. */
+    on_sigchld(&sigchld, SIGCHLD);
+    return 0;
+}
+
+void fw_proc_close(void)
+{
+    if (started && !uv_is_closing((uv_handle_t *)&sigchld))
+        uv_close((uv_handle_t *)&sigchld, NULL);
+}
+
+/* In the child, between fork and exec: only async-signal-safe calls. */
+static void __attribute__((noreturn)) child(const struct fw_spawn *s)
+{
+    static const char msg[] = "fwatchdog: exec failed\n";
+    struct sigaction sa;
+    sigset_t none;
+    int i, null_fd = -1, fds[3];
+
+    setsid();
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    for (i = 1; i < NSIG; i++)
+        sigaction(i, &sa, NULL);    /* EINVAL for SIGKILL etc.: fine */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    for (i = 0; i < 3; i++) {
+        fds[i] = s->stdio[i];
+        if (fds[i] < 0) {
+            if (null_fd < 0)
+                null_fd = open("/dev/null", O_RDWR);
+            fds[i] = null_fd;
+        }
+    }
+    /* A source fd may sit on a lower target number: move the sources
+     * above 2 first, then dup2 them into place (dup2 clears CLOEXEC). */
+    for (i = 0; i < 3; i++)
+        if (fds[i] >= 0 && fds[i] < 3)
+            fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+    for (i = 0; i < 3; i++)
+        if (fds[i] >= 0 && dup2(fds[i], i) < 0)
+            _exit(127);
+
+    execve(s->path, s->argv, s->envp);
+    if (write(2, msg, sizeof(msg) - 1) < 0) {
+        /* Nothing more to do: the status tells the watchdog. */
+    }
+    _exit(errno == EACCES ? 126 : 127);
+}
+
+int fw_proc_spawn(struct fw_proc *p, const struct fw_spawn *s)
+{
+    pid_t pid = fork();
+
+    if (pid < 0)
+        return -errno;
+    if (pid == 0)
+        child(s);
+    /* Also in the parent, so a kill(-pid) right away cannot miss. */
+    setpgid(pid, pid);
+    p->pid = pid;
+    insert(p);
+    return 0;
+}
+
+void fw_proc_forget(struct fw_proc *p)
+{
+    if (p->pid > 0)
+        take(p->pid);
+}
+
+void fw_proc_kill_group(pid_t pgid, int sig)
+{
+    if (pgid <= 1)
+        return;
+    if (kill(-pgid, sig) < 0 && errno != ESRCH)
+        fw_log(FW_ERROR, "kill process group %d: %s", (int)pgid,
+               strerror(errno));
+}
+
+size_t fw_proc_count(void)
+{
+    return registered;
+}
+
+static int check_file(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0)
+        return -errno;
+    if (S_ISDIR(st.st_mode))
+        return -EACCES;
+    if (access(path, X_OK) < 0)
+        return -errno;
+    return 0;
+}
+
+static int search_path(const char *name, char *out, size_t out_len)
+{
+    const char *dirs = getenv("PATH");
+    const char *p, *end;
+
+    if (dirs == NULL)
+        dirs = "/usr/local/bin:/usr/bin:/bin";
+    for (p = dirs; ; p = end + 1) {
+        int n;
+
+        end = strchr(p, ':');
+        if (end == NULL)
+            end = p + strlen(p);
+        if (end == p)
+            n = snprintf(out, out_len, "./%s", name);
+        else
+            n = snprintf(out, out_len, "%.*s/%s", (int)(end - p), p, name);
+        if (n > 0 && (size_t)n < out_len && check_file(out) == 0)
+            return 0;
+        if (*end == '\0')
+            break;
+    }
+    snprintf(out, out_len,
+             "exec: \"%s\": executable file not found in $PATH", name);
+    return -ENOENT;
+}
+
+int fw_proc_resolve(const char *name, char *out, size_t out_len)
+{
+    int err;
+
+    if (strchr(name, '/') == NULL)
+        return search_path(name, out, out_len);
+    err = check_file(name);
+    if (err < 0) {
+        snprintf(out, out_len, "fork/exec %s: %s", name,
+                 err == -ENOENT ? "no such file or directory"
+                                : err == -EACCES ? "permission denied"
+                                                 : strerror(-err));
+        return err;
+    }
+    snprintf(out, out_len, "%s", name);
+    return 0;
+}
+
+static const char *signal_name(int sig)
+{
+    /* Go's names (syscall.Signal.String), lower case. */
+    switch (sig) {
+    case SIGHUP: return "hangup";
+    case SIGINT: return "interrupt";
+    case SIGQUIT: return "quit";
+    case SIGILL: return "illegal instruction";
+    case SIGTRAP: return "trace/breakpoint trap";
+    case SIGABRT: return "aborted";
+    case SIGBUS: return "bus error";
+    case SIGFPE: return "floating point exception";
+    case SIGKILL: return "killed";
+    case SIGUSR1: return "user defined signal 1";
+    case SIGSEGV: return "segmentation fault";
+    case SIGUSR2: return "user defined signal 2";
+    case SIGPIPE: return "broken pipe";
+    case SIGALRM: return "alarm clock";
+    case SIGTERM: return "terminated";
+    case SIGXCPU: return "CPU time limit exceeded";
+    case SIGXFSZ: return "file size limit exceeded";
+    default: return NULL;
+    }
+}
+
+bool fw_proc_describe(int status, char *out, size_t out_len)
+{
+    if (WIFEXITED(status)) {
+        if (WEXITSTATUS(status) == 0)
+            return false;
+        snprintf(out, out_len, "exit status %d", WEXITSTATUS(status));
+    } else if (WIFSIGNALED(status)) {
+        const char *name = signal_name(WTERMSIG(status));
+
+        if (name)
+            snprintf(out, out_len, "signal: %s", name);
+        else
+            snprintf(out, out_len, "signal: signal %d", WTERMSIG(status));
+    } else {
+        snprintf(out, out_len, "wait status %d", status);
+    }
+    return true;
+}

@@ -1,0 +1,725 @@
+/* runner.c - fork modes: one child per request (spec 5).
+ *
+ * streaming pipes the body into the child as it arrives and its stdout
+ * out as the response, with back-pressure both ways; serializing and
+ * classic buffer the body, run the child and answer once it is done.
+ * Each child leads its own process group, so a timeout or a vanished
+ * client kills everything it started. Forking and reaping are proc.c's.
+ */
+#include "runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgi.h"
+#include "http.h"
+#include "log.h"
+#include "proc.h"
+
+#define FW_STDIN_HIGH (256 * 1024)  /* pause the client above this */
+#define FW_STDIN_LOW (64 * 1024)    /* and resume it below this */
+#define FW_OUT_READ (64 * 1024)     /* one read of the child's output */
+#define FW_EXIT_GRACE_MS 100        /* then kill what holds the pipes */
+#define FW_ERROR_TEXT 512
+
+struct fw_run {
+    struct fw_request *req;      /* NULL once the request is gone */
+    struct fw_proc proc;         /* registered while the child lives */
+    uv_pipe_t in;                /* child's stdin, write end */
+    uv_pipe_t out;               /* child's stdout, read end */
+    uv_pipe_t err;               /* child's stderr, read end */
+    uv_timer_t timer;            /* exec_timeout, then the exit grace */
+    int open_handles;            /* free(this) when it reaches 0 */
+    bool spawned;                /* a child was started */
+    bool exited;                 /* and has been reaped */
+    bool timed_out;              /* exec_timeout killed it */
+    bool body_end;               /* the request body is complete */
+    bool responded;              /* streaming: response head sent */
+    bool released;               /* run_release started */
+    int wait_status;
+    size_t in_writes;            /* stdin writes queued */
+    struct fw_buf body;          /* buffered modes: the request body */
+    struct fw_buf output;        /* buffered modes: the child's output */
+    struct fw_lines lines;       /* stderr relay to the log */
+    char error[FW_ERROR_TEXT];   /* why it failed, in Go's words */
+    struct fw_run *prev, *next;  /* every run, for kill_all */
+};
+
+struct in_write {
+    uv_write_t req;              /* data = the run */
+    char data[];                 /* the bytes, owned */
+};
+
+static struct {
+    uv_loop_t *loop;
+    const struct fw_config *cfg;
+    char **base_env;             /* the watchdog's environment */
+    struct fw_run *runs;
+    size_t active;
+} rs;
+
+static void run_release(struct fw_run *run);
+static void maybe_finish(struct fw_run *run);
+
+static bool buffered(void)
+{
+    return rs.cfg->mode != FW_MODE_STREAMING;
+}
+
+static bool classic(void)
+{
+    return rs.cfg->mode == FW_MODE_CLASSIC;
+}
+
+static bool combined(void)
+{
+    return buffered() && rs.cfg->combine_output;
+}
+
+static bool is_open(uv_handle_t *h)
+{
+    return h->type != UV_UNKNOWN_HANDLE && !uv_is_closing(h);
+}
+
+/* ---- closing ---------------------------------------------------------- */
+
+static void on_run_closed(uv_handle_t *h)
+{
+    struct fw_run *run = h->data;
+
+    if (--run->open_handles > 0)
+        return;
+    if (run->prev)
+        run->prev->next = run->next;
+    else
+        rs.runs = run->next;
+    if (run->next)
+        run->next->prev = run->prev;
+    fw_buf_release(&run->body);
+    fw_buf_release(&run->output);
+    fw_lines_release(&run->lines);
+    free(run);
+}
+
+static void close_handle(struct fw_run *run, void *handle)
+{
+    uv_handle_t *h = handle;
+
+    if (is_open(h))
+        uv_close(h, on_run_closed);
+    (void)run;
+}
+
+/* Stops everything the run holds; memory goes with the last handle. */
+static void run_release(struct fw_run *run)
+{
+    if (run->released)
+        return;
+    run->released = true;
+    if (run->spawned && !run->exited) {
+        fw_proc_forget(&run->proc);     /* reaped silently from now on */
+        rs.active--;
+    }
+    if (run->spawned)
+        fw_proc_kill_group(run->proc.pid, SIGKILL);
+    if (run->req)
+        run->req->data = NULL;
+    run->req = NULL;
+    close_handle(run, &run->in);
+    close_handle(run, &run->out);
+    close_handle(run, &run->err);
+    close_handle(run, &run->timer);
+}
+
+static void on_request_abort(struct fw_request *r)
+{
+    struct fw_run *run = r->data;
+
+    if (run == NULL)
+        return;
+    run->req = NULL;
+    run_release(run);
+}
+
+/* ---- answering -------------------------------------------------------- */
+
+static void duration(const struct fw_request *r, char *out, size_t len)
+{
+    snprintf(out, len, "%.6f", (double)(uv_hrtime() - r->start_ns) / 1e9);
+}
+
+static const char *content_type(const struct fw_request *r,
+                                const char *body, size_t len)
+{
+    const struct fw_header *h;
+
+    if (rs.cfg->content_type)
+        return rs.cfg->content_type;
+    h = fw_request_header(r, "Content-Type");
+    if (h)
+        return h->value;
+    return fw_http_sniff(body, len);
+}
+
+static void answer_classic(struct fw_run *run, bool failed)
+{
+    struct fw_request *r = run->req;
+    struct fw_buf *o = &run->output;
+    struct fw_hdr hdrs[2];
+    char secs[32];
+    size_t n = 0;
+
+    if (run->timed_out) {
+        hdrs[n++] = (struct fw_hdr){ "Content-Type",
+                                     "text/plain; charset=utf-8" };
+        fw_response_send(r, 408, hdrs, n, "Killed process.\n", 16);
+        return;
+    }
+    if (failed) {
+        struct fw_buf body;
+        const char *ct;
+
+        fw_buf_init(&body, 0);
+        fw_buf_appendf(&body, "%s\n", run->error);
+        fw_buf_append(&body, o->data, o->len);
+        ct = fw_http_sniff(body.data, body.len);
+        if (ct)
+            hdrs[n++] = (struct fw_hdr){ "Content-Type", ct };
+        fw_response_send(r, 500, hdrs, n, body.data, body.len);
+        fw_buf_release(&body);
+        return;
+    }
+    duration(r, secs, sizeof(secs));
+    if (content_type(r, o->data, o->len))
+        hdrs[n++] = (struct fw_hdr){ "Content-Type",
+                                     content_type(r, o->data, o->len) };
+    hdrs[n++] = (struct fw_hdr){ "X-Duration-Seconds", secs };
+    fw_response_send(r, 200, hdrs, n, o->data, o->len);
+}
+
+static void answer_serializing(struct fw_run *run, bool failed)
+{
+    struct fw_request *r = run->req;
+    char secs[32];
+    struct fw_hdr hdrs[2] = {
+        { "Content-Type", rs.cfg->content_type },
+        { "X-Duration-Seconds", secs },
+    };
+
+    duration(r, secs, sizeof(secs));
+    if (failed)
+        fw_response_send(r, 500, hdrs, 2, run->error, strlen(run->error));
+    else
+        fw_response_send(r, 200, hdrs, 2, run->output.data,
+                         run->output.len);
+}
+
+static void answer_streaming(struct fw_run *run, bool failed)
+{
+    struct fw_request *r = run->req;
+    struct fw_hdr ct = { "Content-Type", rs.cfg->content_type };
+
+    if (failed && run->responded) {
+        /* Output began: only truncation can tell the client. */
+        fw_response_abort(r);
+    } else if (failed) {
+        fw_response_send(r, 500, &ct, 1, run->error, strlen(run->error));
+    } else {
+        if (!run->responded)
+            fw_response_head(r, 200, &ct, 1, -1);
+        fw_response_end(r);
+    }
+}
+
+static void log_outcome(struct fw_run *run, bool failed)
+{
+    const struct fw_config *cfg = rs.cfg;
+    double secs = (double)(uv_hrtime() - run->req->start_ns) / 1e9;
+    struct fw_lines out;
+
+    if (failed && run->spawned)
+        fw_log(FW_INFO, "%s: %s", cfg->fprocess, run->error);
+    if (buffered() && cfg->write_debug && run->output.len > 0) {
+        /* write_debug: the response body is copied to our stdout. */
+        fw_lines_init(&out, 1, "stdout", false, -1);
+        fw_lines_emit(&out, run->output.data, run->output.len);
+    }
+    if (!classic())
+        return;
+    if (cfg->write_debug)
+        fw_log(FW_INFO, "Duration: %fs", secs);
+    else
+        fw_log(FW_INFO, "Wrote %zu Bytes - Duration: %fs", run->output.len,
+               secs);
+}
+
+/* Child gone and its pipes drained (or never started): answer. */
+static void finish(struct fw_run *run)
+{
+    bool failed = run->error[0] != '\0';
+
+    if (!failed && run->spawned)
+        failed = fw_proc_describe(run->wait_status, run->error,
+                                  sizeof(run->error));
+    if (run->req) {
+        log_outcome(run, failed);
+        if (classic())
+            answer_classic(run, failed);
+        else if (buffered())
+            answer_serializing(run, failed);
+        else
+            answer_streaming(run, failed);
+    }
+    run_release(run);
+}
+
+static void maybe_finish(struct fw_run *run)
+{
+    if (run->released)
+        return;
+    if (run->spawned && !run->exited)
+        return;
+    if (is_open((uv_handle_t *)&run->out) ||
+        is_open((uv_handle_t *)&run->err))
+        return;
+    finish(run);
+}
+
+/* ---- the child's output ----------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    char *p = malloc(FW_OUT_READ);
+
+    (void)h;
+    (void)hint;
+    /* NULL gives UV_ENOBUFS in on_*_read: treated as an error. */
+    *buf = uv_buf_init(p, p ? FW_OUT_READ : 0);
+}
+
+static void pipe_done(struct fw_run *run, uv_pipe_t *p, ssize_t n)
+{
+    if (n != UV_EOF)
+        fw_log(FW_ERROR, "read from function: %s", uv_strerror((int)n));
+    close_handle(run, p);
+    maybe_finish(run);
+}
+
+static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct fw_run *run = s->data;
+    struct fw_request *r = run->req;
+
+    if (n <= 0 || r == NULL) {
+        free(buf->base);
+        if (n < 0)
+            pipe_done(run, &run->out, n);
+        return;
+    }
+    if (buffered()) {
+        fw_buf_append(&run->output, buf->base, (size_t)n);
+        free(buf->base);
+        return;
+    }
+    if (!run->responded) {
+        struct fw_hdr ct = { "Content-Type", rs.cfg->content_type };
+
+        run->responded = true;
+        fw_response_head(r, 200, &ct, 1, -1);
+    }
+    if (fw_response_write(r, buf->base, buf->base, (size_t)n) < 0)
+        return;    /* the server aborts the request: on_abort follows */
+    if (fw_response_busy(r))
+        uv_read_stop(s);
+}
+
+static void on_response_drain(struct fw_request *r)
+{
+    struct fw_run *run = r->data;
+
+    if (run && is_open((uv_handle_t *)&run->out))
+        uv_read_start((uv_stream_t *)&run->out, on_alloc, on_out_read);
+}
+
+static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct fw_run *run = s->data;
+
+    if (n > 0)
+        fw_lines_feed(&run->lines, buf->base, (size_t)n);
+    free(buf->base);
+    if (n < 0)
+        pipe_done(run, &run->err, n);
+}
+
+/* ---- the child's input ------------------------------------------------ */
+
+static void close_stdin(struct fw_run *run)
+{
+    close_handle(run, &run->in);
+    if (run->req && run->body_end == false)
+        fw_request_resume(run->req);    /* the rest of the body is dropped */
+}
+
+static void on_in_written(uv_write_t *w, int status)
+{
+    struct fw_run *run = w->data;
+
+    free(w);
+    run->in_writes--;
+    if (status < 0 && status != UV_ECANCELED) {
+        /* EPIPE: the function does not read its input; that is allowed. */
+        close_stdin(run);
+        return;
+    }
+    if (!is_open((uv_handle_t *)&run->in))
+        return;
+    if (run->body_end && run->in_writes == 0)
+        close_stdin(run);
+    else if (run->req && run->in.write_queue_size < FW_STDIN_LOW)
+        fw_request_resume(run->req);
+}
+
+static void feed_stdin(struct fw_run *run, const char *p, size_t len)
+{
+    struct in_write *w;
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
+    int n = 0;
+
+    if (!is_open((uv_handle_t *)&run->in) || len == 0)
+        return;
+    if (run->in_writes == 0) {
+        n = uv_try_write((uv_stream_t *)&run->in, &b, 1);
+        if (n == (int)len)
+            return;
+        if (n < 0 && n != UV_EAGAIN) {
+            close_stdin(run);   /* EPIPE: see on_in_written */
+            return;
+        }
+        if (n < 0)
+            n = 0;
+    }
+    w = malloc(sizeof(*w) + len - (size_t)n);
+    if (w == NULL) {
+        fw_log(FW_ERROR, "function stdin: out of memory");
+        close_stdin(run);
+        return;
+    }
+    memcpy(w->data, p + n, len - (size_t)n);
+    b = uv_buf_init(w->data, (unsigned)(len - (size_t)n));
+    w->req.data = run;
+    if (uv_write(&w->req, (uv_stream_t *)&run->in, &b, 1, on_in_written) < 0) {
+        free(w);
+        close_stdin(run);
+        return;
+    }
+    run->in_writes++;
+    if (run->req && run->in.write_queue_size > FW_STDIN_HIGH)
+        fw_request_pause(run->req);
+}
+
+/* ---- starting the child ----------------------------------------------- */
+
+static void on_exec_timeout(uv_timer_t *t)
+{
+    struct fw_run *run = t->data;
+
+    run->timed_out = true;
+    fw_log(FW_INFO, "%s: exec_timeout reached, killing process group %d",
+           rs.cfg->fprocess, (int)run->proc.pid);
+    fw_proc_kill_group(run->proc.pid, SIGKILL);
+}
+
+static void on_exit_grace(uv_timer_t *t)
+{
+    struct fw_run *run = t->data;
+
+    /* The child is gone but something it started still holds a pipe:
+     * spec 5.5 ends it, so EOF follows. */
+    fw_proc_kill_group(run->proc.pid, SIGKILL);
+}
+
+static void on_child_exit(struct fw_proc *p, int status)
+{
+    struct fw_run *run = p->data;
+
+    run->exited = true;
+    run->wait_status = status;
+    rs.active--;
+    uv_timer_stop(&run->timer);
+    if (is_open((uv_handle_t *)&run->out) ||
+        is_open((uv_handle_t *)&run->err))
+        uv_timer_start(&run->timer, on_exit_grace, FW_EXIT_GRACE_MS, 0);
+    maybe_finish(run);
+}
+
+static int open_pipe(struct fw_run *run, uv_pipe_t *h, int fd)
+{
+    int err = uv_pipe_init(rs.loop, h, 0);
+
+    if (err < 0) {
+        close(fd);
+        return err;
+    }
+    h->data = run;
+    run->open_handles++;
+    err = uv_pipe_open(h, fd);
+    if (err < 0)
+        close(fd);    /* the handle did not take it */
+    return err;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+/* Pipes for stdin, stdout and (unless combined) stderr; the child's ends
+ * are [0] of in and [1] of the others. */
+static int make_pipes(int in[2], int out[2], int err[2])
+{
+    in[0] = in[1] = out[0] = out[1] = err[0] = err[1] = -1;
+    if (pipe2(in, O_CLOEXEC) < 0)
+        return -errno;
+    if (pipe2(out, O_CLOEXEC) < 0)
+        goto fail;
+    if (!combined() && pipe2(err, O_CLOEXEC) < 0)
+        goto fail;
+    return 0;
+
+fail:
+    {
+        int e = -errno;
+
+        close_fds(in, 2);
+        close_fds(out, 2);
+        return e;
+    }
+}
+
+static int spawn(struct fw_run *run, const char *path)
+{
+    struct fw_request *r = run->req;
+    struct fw_env env;
+    struct fw_spawn s;
+    int in[2], out[2], err[2], e;
+    long long body_len = r->chunked ? -1
+                         : r->content_length > 0 ? r->content_length : 0;
+
+    e = fw_env_build(&env, rs.base_env, r, classic(),
+                     !classic() || rs.cfg->cgi_headers, body_len);
+    if (e < 0)
+        return e;
+    e = make_pipes(in, out, err);
+    if (e < 0)
+        goto release_env;
+    s = (struct fw_spawn){
+        .path = path, .argv = rs.cfg->argv, .envp = env.envp,
+        .stdio = { in[0], out[1], combined() ? out[1] : err[1] },
+    };
+    run->proc.on_exit = on_child_exit;
+    run->proc.data = run;
+    e = fw_proc_spawn(&run->proc, &s);
+    close(in[0]);
+    close(out[1]);
+    if (err[1] >= 0)
+        close(err[1]);
+    fw_env_release(&env);
+    if (e < 0) {
+        close_fds((int[]){ in[1], out[0], err[0] }, 3);
+        return e;
+    }
+    run->spawned = true;
+    rs.active++;
+    /* From here the handles own the fds; a failure is a broken pipe. */
+    open_pipe(run, &run->in, in[1]);
+    if (open_pipe(run, &run->out, out[0]) == 0)
+        uv_read_start((uv_stream_t *)&run->out, on_alloc, on_out_read);
+    if (err[0] >= 0 && open_pipe(run, &run->err, err[0]) == 0)
+        uv_read_start((uv_stream_t *)&run->err, on_alloc, on_err_read);
+    return 0;
+
+release_env:
+    fw_env_release(&env);
+    return e;
+}
+
+/* Starts the child, or answers why it could not start. */
+static void start(struct fw_run *run)
+{
+    char path[PATH_MAX + 64];
+    int e;
+
+    if (classic())
+        fw_log(FW_INFO, "Forking fprocess.");
+    if (fw_proc_resolve(rs.cfg->argv[0], path, sizeof(path)) < 0) {
+        snprintf(run->error, sizeof(run->error), "%.500s", path);
+        fw_log(FW_ERROR, "%s", run->error);
+        finish(run);
+        return;
+    }
+    e = spawn(run, path);
+    if (e < 0) {
+        snprintf(run->error, sizeof(run->error), "fork/exec %.400s: %s", path,
+                 uv_strerror(e));
+        fw_log(FW_ERROR, "%s", run->error);
+        finish(run);
+        return;
+    }
+    if (rs.cfg->exec_timeout_ms > 0)
+        uv_timer_start(&run->timer, on_exec_timeout,
+                       (uint64_t)rs.cfg->exec_timeout_ms, 0);
+}
+
+/* ---- the request ------------------------------------------------------ */
+
+static bool classic_method(const char *m)
+{
+    return strcmp(m, "GET") == 0 || strcmp(m, "POST") == 0 ||
+           strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0 ||
+           strcmp(m, "DELETE") == 0;
+}
+
+static void on_head(struct fw_request *r)
+{
+    struct fw_run *run;
+
+    if (classic() && !classic_method(r->method)) {
+        fw_response_send(r, 405, NULL, 0, NULL, 0);
+        return;
+    }
+    run = calloc(1, sizeof(*run));
+    if (run == NULL) {
+        fw_log(FW_ERROR, "%s %s: out of memory", r->method, r->target);
+        fw_response_send(r, 500, NULL, 0, NULL, 0);
+        return;
+    }
+    run->req = r;
+    r->data = run;
+    fw_buf_init(&run->body, 0);
+    fw_buf_init(&run->output, 0);
+    fw_lines_init(&run->lines, 2, "stderr", rs.cfg->prefix_logs,
+                  rs.cfg->log_buffer_size);
+    uv_timer_init(rs.loop, &run->timer);
+    run->timer.data = run;
+    run->open_handles = 1;
+    run->next = rs.runs;
+    if (rs.runs)
+        rs.runs->prev = run;
+    rs.runs = run;
+    if (!buffered())
+        start(run);
+}
+
+static void on_body(struct fw_request *r, const char *p, size_t len)
+{
+    struct fw_run *run = r->data;
+
+    if (run == NULL)
+        return;
+    if (!buffered())
+        feed_stdin(run, p, len);
+    else if (fw_buf_append(&run->body, p, len) < 0)
+        fw_log(FW_ERROR, "%s %s: request body: out of memory", r->method,
+               r->target);
+}
+
+static void on_body_end(struct fw_request *r)
+{
+    struct fw_run *run = r->data;
+    int e;
+
+    if (run == NULL)
+        return;
+    run->body_end = true;
+    if (!buffered()) {
+        if (run->in_writes == 0)
+            close_stdin(run);
+        return;
+    }
+    if (run->body.failed) {
+        snprintf(run->error, sizeof(run->error), "request body: %s",
+                 strerror(ENOMEM));
+        finish(run);
+        return;
+    }
+    if (rs.cfg->marshal_request) {
+        struct fw_buf json;
+
+        fw_buf_init(&json, 0);
+        e = fw_cgi_marshal(&json, r, run->body.data, run->body.len);
+        fw_buf_release(&run->body);
+        run->body = json;
+        if (e < 0) {
+            snprintf(run->error, sizeof(run->error), "marshal_request: %s",
+                     strerror(-e));
+            finish(run);
+            return;
+        }
+    }
+    start(run);
+    if (run->released || !run->spawned)
+        return;
+    feed_stdin(run, run->body.data, run->body.len);
+    fw_buf_release(&run->body);
+    if (run->in_writes == 0)
+        close_stdin(run);
+}
+
+const struct fw_handler fw_runner_handler = {
+    .on_head = on_head,
+    .on_body = on_body,
+    .on_body_end = on_body_end,
+    .on_drain = on_response_drain,
+    .on_abort = on_request_abort,
+};
+
+/* ---- set-up ----------------------------------------------------------- */
+
+extern char **environ;
+
+int fw_runner_init(uv_loop_t *loop, const struct fw_config *cfg)
+{
+    size_t n = 0;
+
+    rs.loop = loop;
+    rs.cfg = cfg;
+    while (environ[n])
+        n++;
+    rs.base_env = calloc(n + 1, sizeof(char *));
+    if (rs.base_env == NULL)
+        return -ENOMEM;
+    /* The strings stay put: nothing calls setenv after start-up. */
+    memcpy(rs.base_env, environ, n * sizeof(char *));
+    return 0;
+}
+
+void fw_runner_release(void)
+{
+    free(rs.base_env);
+    rs.base_env = NULL;
+}
+
+void fw_runner_kill_all(void)
+{
+    struct fw_run *run;
+
+    for (run = rs.runs; run; run = run->next)
+        if (run->spawned && !run->exited)
+            fw_proc_kill_group(run->proc.pid, SIGKILL);
+}
+
+size_t fw_runner_active(void)
+{
+    return rs.active;
+}
