@@ -25,8 +25,6 @@
 #define FW_HEAD_MAX (1024 * 1024 + 4096) /* request head limit, spec 11 */
 #define FW_WRITE_HIGH (256 * 1024)       /* pause producers above this */
 #define FW_WRITE_LOW (64 * 1024)         /* and resume them below this */
-#define FW_DISCARD_MAX (256 * 1024)      /* unread body drained after a
-                                            response before we give up */
 #define FW_LINGER_MS 2000                /* wait for the client's FIN */
 
 /* Offsets of one header in the head buffer while it is parsed (the
@@ -73,7 +71,6 @@ struct fw_conn {
     bool keep_alive;             /* connection survives the response */
     bool closing;                /* conn_close or shutdown started */
     bool lingering;              /* shut down, dropping what arrives */
-    size_t discarded;            /* body bytes dropped after the reply */
 
     /* The response: head formatted lazily so a body that is complete
      * before the first write can go out with Content-Length. */
@@ -592,7 +589,6 @@ static void request_reset(struct fw_conn *c)
     c->quiet = false;
     c->continue_sent = false;
     c->expect_continue = false;
-    c->discarded = 0;
     c->status = 0;
     c->head_pending = false;
     c->head_started = false;
@@ -791,14 +787,45 @@ static void route(struct fw_conn *c)
     c->handler->on_head(&c->req);
 }
 
+/* Go's httpguts.ValidHostHeader: the bytes a Host value may hold. */
+static bool valid_host(const struct fw_header *h)
+{
+    static const char extra[] = "!$%&'()*+,-.:;=[]_~";
+    size_t i;
+
+    for (i = 0; i < h->value_len; i++) {
+        unsigned char ch = (unsigned char)h->value[i];
+
+        if (!(ch >= 0x80 || (ch >= '0' && ch <= '9') ||
+              (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch != '\0' && strchr(extra, ch))))
+            return false;
+    }
+    return true;
+}
+
+static size_t count_headers(const struct fw_request *r, const char *name)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < r->n_headers; i++)
+        n += fw_http_name_is(r->headers[i].name, r->headers[i].name_len,
+                             name);
+    return n;
+}
+
 static int check_head(struct fw_conn *c)
 {
     const struct fw_request *r = &c->req;
     const struct fw_header *te = fw_request_header(r, "Transfer-Encoding");
+    const struct fw_header *host = fw_request_header(r, "Host");
 
-    if (r->http_major == 1 && r->http_minor >= 1 &&
-        fw_request_header(r, "Host") == NULL) {
+    if (r->http_major == 1 && r->http_minor >= 1 && host == NULL) {
         send_error(c, 400, "400 Bad Request: missing required Host header");
+        return -1;
+    }
+    if (host && (count_headers(r, "Host") > 1 || !valid_host(host))) {
+        send_error(c, 400, "400 Bad Request: malformed Host header");
         return -1;
     }
     if (te && !value_is(te, "chunked")) {
@@ -847,14 +874,9 @@ static int on_body(http_parser *p, const char *at, size_t len)
 
     if (c->handler) {
         c->handler->on_body(&c->req, at, len);
-    } else {
-        /* The response has ended: drop the rest, up to a limit. */
-        c->discarded += len;
-        if (c->discarded > FW_DISCARD_MAX) {
-            conn_finish(c);
-            return -1;
-        }
     }
+    /* Otherwise the response has ended: the rest of the body is read and
+     * dropped, so the connection stays usable; read_timeout bounds it. */
     if (c->closing)
         return -1;
     if (c->paused)
@@ -1083,7 +1105,9 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    next_request(c);
+    request_reset(c);
+    uv_timer_start(&c->read_timer, on_read_timeout,
+                   (uint64_t)srv.cfg.read_timeout_ms, 0);
     update_reading(c);
 }
 
