@@ -1,6 +1,6 @@
 /* proc.h - starting children and learning how they ended.
  *
- * The one place that calls fork() and waitpid(): a spawner hands over a
+ * The one place that starts children and calls waitpid(): a spawner hands over a
  * struct fw_proc, which is told the child's wait status by pid. Every
  * other exited descendant (orphans re-parented to us as PID 1 or as a
  * subreaper) is reaped and forgotten.
@@ -39,12 +39,12 @@ int fw_proc_init(uv_loop_t *loop);
 /* Stops the SIGCHLD handler (async close). */
 void fw_proc_close(void);
 
-/* Forks a child in its own session and process group, with default
- * signal dispositions, an empty mask and s->stdio on 0..2, and execs
- * s->path. On success p->pid is set and p is registered: its on_exit
- * runs once the child is reaped. Returns 0 or -errno (fork failed; p not
- * registered). An exec that fails after the fork ends the child with
- * status 127 and a note on its stderr. */
+/* Starts a child in its own session and process group, with default
+ * signal dispositions, an empty mask and s->stdio on 0..2, executing
+ * s->path. Returns once the exec has happened (or failed). On success
+ * p->pid is set and p is registered: its on_exit runs once the child is
+ * reaped. Returns 0 or -errno (clone or exec failed; p not registered).
+ */
 int fw_proc_spawn(struct fw_proc *p, const struct fw_spawn *s);
 
 /* Unregisters p: the child will be reaped without telling anyone. */

@@ -60,6 +60,7 @@ static struct {
     uv_loop_t *loop;
     const struct fw_config *cfg;
     char **base_env;             /* the watchdog's environment */
+    char path[PATH_MAX];         /* fprocess's executable, once found */
     struct fw_run *runs;
     size_t active;
 } rs;
@@ -562,13 +563,20 @@ static void start(struct fw_run *run)
 
     if (classic())
         fw_log(FW_INFO, "Forking fprocess.");
-    if (fw_proc_resolve(rs.cfg->argv[0], path, sizeof(path)) < 0) {
+    if (rs.path[0]) {
+        /* Found before: a PATH search costs a dozen stat calls. */
+        memcpy(path, rs.path, sizeof(rs.path));
+    } else if (fw_proc_resolve(rs.cfg->argv[0], path, sizeof(path)) < 0) {
         snprintf(run->error, sizeof(run->error), "%.500s", path);
         fw_log(FW_ERROR, "%s", run->error);
         finish(run);
         return;
     }
     e = spawn(run, path);
+    if (e == -ENOENT || e == -EACCES)
+        rs.path[0] = '\0';    /* it moved: search again next time */
+    else if (e == 0 && !rs.path[0])
+        snprintf(rs.path, sizeof(rs.path), "%s", path);
     if (e < 0) {
         snprintf(run->error, sizeof(run->error), "fork/exec %.400s: %s", path,
                  uv_strerror(e));

@@ -1,0 +1,124 @@
+#!/bin/sh
+# bench.sh - fwatchdog's benchmark: every figure beside a reference
+# measured in the same run (the machine drifts +-10-20% between minutes)
+# and the Go watchdogs' figures from shared/bench/README.md.
+#
+# usage: bench.sh FWATCHDOG      (env: BENCH_SECONDS, default 5)
+set -eu
+
+FW=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SHARED=${FW_SHARED_BENCH:-$ROOT/../shared/bench}
+OUT=$ROOT/build/bench
+SECS=${BENCH_SECONDS:-5}
+PORT=18380
+TMP=$(mktemp -d)
+FW_PID=
+trap 'stop_fw; rm -rf "$TMP"' EXIT INT TERM
+
+mkdir -p "$OUT"
+if [ ! -f "$SHARED/spawnrate.c" ]; then
+    echo "bench: $SHARED/spawnrate.c not found (set FW_SHARED_BENCH)" >&2
+    exit 1
+fi
+cc -O2 -o "$OUT/spawnrate" "$SHARED/spawnrate.c" -lpthread
+cc -O2 -o "$OUT/firstok" "$HERE/firstok.c"
+
+# ---- helpers ---------------------------------------------------------
+start_fw() {    # start_fw VAR=VALUE... : the watchdog on $PORT
+    env -i PATH="$PATH" TMPDIR="$TMP" port=$PORT metrics_port=0 "$@" \
+        "$FW" >"$TMP/fw.log" 2>&1 &
+    FW_PID=$!
+    i=0
+    until curl -sf -o /dev/null "http://127.0.0.1:$PORT/_/health"; do
+        i=$((i + 1))
+        [ $i -lt 200 ] || { cat "$TMP/fw.log"; exit 1; }
+        sleep 0.05
+    done
+}
+stop_fw() {
+    [ -n "$FW_PID" ] || return 0
+    kill -TERM "$FW_PID" 2>/dev/null || true
+    wait "$FW_PID" 2>/dev/null || true
+    FW_PID=
+}
+cpu_ns() {      # on-CPU time of a process, ns (schedstat), all threads
+    awk '{ print $1 }' "/proc/$1/schedstat"
+}
+status_kib() {  # status_kib PID FIELD
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+spawn_ceiling() {   # spawn_ceiling THREADS
+    "$OUT/spawnrate" -t "$1" -s "$SECS" | sed 's/.*rate=\([0-9.]*\).*/\1/'
+}
+wrk_run() {     # wrk_run CONNS URL -> "reqs req/s p50 p99" (ms)
+    wrk -t "$(($1 < 2 ? 1 : 2))" -c "$1" -d "${SECS}s" --latency \
+        -s "$HERE/post64.lua" "$2" >"$TMP/wrk.txt"
+    awk '
+        / requests in / { n = $1 }
+        /^Requests\/sec/ { r = $2 }
+        /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
+        /Non-2xx/ { bad = $4 }
+        END { print n, r, p50, p99, bad + 0 }' "$TMP/wrk.txt"
+}
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
+row() { printf '| %-38s | %14s | %14s | %7s | %-22s | %-12s |\n' "$@"; }
+
+# ---- measurements ----------------------------------------------------
+echo "bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, ${SECS}s per run"
+
+ceil1=$(spawn_ceiling 1)
+start_fw fprocess=cat
+set -- $(wrk_run 1 "http://127.0.0.1:$PORT/")
+c1_n=$1 c1_rps=$2 c1_p50=$3 c1_p99=$4 c1_bad=$5
+
+ceil2=$(spawn_ceiling 2)
+cpu0=$(cpu_ns "$FW_PID")
+set -- $(wrk_run 16 "http://127.0.0.1:$PORT/")
+c16_n=$1 c16_rps=$2 c16_p50=$3 c16_p99=$4 c16_bad=$5
+cpu1=$(cpu_ns "$FW_PID")
+cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$c16_n" \
+    'BEGIN { printf "%.0f", (b - a) / 1000 / n }')
+peak_fork=$(status_kib "$FW_PID" VmHWM)
+stop_fw
+
+start_fw fprocess=cat
+idle_rss=$(status_kib "$FW_PID" VmRSS)
+t0=$(date +%s%N)
+got=$(head -c 536870912 /dev/zero |
+    curl -s -T - -H 'Content-Type: application/octet-stream' \
+        -o /dev/null -w '%{size_download}' "http://127.0.0.1:$PORT/")
+t1=$(date +%s%N)
+stream_hwm=$(status_kib "$FW_PID" VmHWM)
+stop_fw
+stream_mibs=$(awk -v t="$((t1 - t0))" \
+    'BEGIN { printf "%.0f", 512 / (t / 1e9) }')
+[ "$got" = 536870912 ] || echo "bench: streaming returned $got bytes" >&2
+
+first=$(for i in 1 2 3 4 5 6 7; do
+    env -i PATH="$PATH" TMPDIR="$TMP" port=$PORT metrics_port=0 \
+        fprocess=cat "$OUT/firstok" "$PORT" "$FW" 2>/dev/null
+done | sort -n | sed -n 4p)
+
+# ---- the table -------------------------------------------------------
+echo
+row "metric" "fwatchdog" "reference" "ratio" "Go watchdogs" "target"
+row "---" "---" "---" "---" "---" "---"
+row "fork cat 64 B POST c=1 (req/s)" "$c1_rps" "$ceil1 spawn/s" \
+    "$(pct "$c1_rps" "$ceil1")" "~800 (74-83%)" "-"
+row "  p50 / p99 c=1" "$c1_p50 / $c1_p99" "" "" "1.2ms / 2.3-6.2ms" "-"
+row "fork cat 64 B POST c=16 (req/s)" "$c16_rps" "$ceil2 spawn/s" \
+    "$(pct "$c16_rps" "$ceil2")" "1291-1638 (63-86%)" ">= 90%"
+row "  p50 / p99 c=16" "$c16_p50 / $c16_p99" "" "" "" "-"
+row "watchdog CPU per forked request" "${cpu_us} us" "" "" "350-460 us" \
+    "<= 100 us"
+row "peak RSS after fork c=16" "${peak_fork} KiB" "" "" "14-15 MiB" "-"
+row "stream 512 MiB through cat" "${stream_mibs} MiB/s" "" "" \
+    "51-485 MiB/s" ">= 1024 MiB/s"
+row "  VmHWM while streaming" "${stream_hwm} KiB" "" "" "3.1 GiB / 8.7 MiB" \
+    "<= 4096 KiB"
+row "idle RSS" "${idle_rss} KiB" "" "" "7.5-8 MiB" "<= 1024 KiB"
+row "exec to first 200 on /_/health" "${first} us" "" "" "4.0-4.8 ms" \
+    "<= 1000 us"
+[ "$c1_bad$c16_bad" = 00 ] || echo "bench: non-2xx answers: c=1 $c1_bad, c=16 $c16_bad"

@@ -1,0 +1,323 @@
+/* http.c - HTTP vocabulary: reason phrases, canonical header names,
+ * dates, human-readable sizes, content sniffing and metric labels.
+ * Pure functions over bytes; parsing and I/O belong to server.c.
+ */
+#include "http.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Go's net/http StatusText, which the request log repeats (spec 6.3); it
+ * keeps older names than http_parser.h (413, 414, 416) and knows 418. */
+static const struct reason {
+    int status;
+    const char *text;
+} reasons[] = {
+    { 100, "Continue" },
+    { 101, "Switching Protocols" },
+    { 102, "Processing" },
+    { 103, "Early Hints" },
+    { 200, "OK" },
+    { 201, "Created" },
+    { 202, "Accepted" },
+    { 203, "Non-Authoritative Information" },
+    { 204, "No Content" },
+    { 205, "Reset Content" },
+    { 206, "Partial Content" },
+    { 207, "Multi-Status" },
+    { 208, "Already Reported" },
+    { 226, "IM Used" },
+    { 300, "Multiple Choices" },
+    { 301, "Moved Permanently" },
+    { 302, "Found" },
+    { 303, "See Other" },
+    { 304, "Not Modified" },
+    { 305, "Use Proxy" },
+    { 307, "Temporary Redirect" },
+    { 308, "Permanent Redirect" },
+    { 400, "Bad Request" },
+    { 401, "Unauthorized" },
+    { 402, "Payment Required" },
+    { 403, "Forbidden" },
+    { 404, "Not Found" },
+    { 405, "Method Not Allowed" },
+    { 406, "Not Acceptable" },
+    { 407, "Proxy Authentication Required" },
+    { 408, "Request Timeout" },
+    { 409, "Conflict" },
+    { 410, "Gone" },
+    { 411, "Length Required" },
+    { 412, "Precondition Failed" },
+    { 413, "Request Entity Too Large" },
+    { 414, "Request URI Too Long" },
+    { 415, "Unsupported Media Type" },
+    { 416, "Requested Range Not Satisfiable" },
+    { 417, "Expectation Failed" },
+    { 418, "I'm a teapot" },
+    { 421, "Misdirected Request" },
+    { 422, "Unprocessable Entity" },
+    { 423, "Locked" },
+    { 424, "Failed Dependency" },
+    { 425, "Too Early" },
+    { 426, "Upgrade Required" },
+    { 428, "Precondition Required" },
+    { 429, "Too Many Requests" },
+    { 431, "Request Header Fields Too Large" },
+    { 451, "Unavailable For Legal Reasons" },
+    { 500, "Internal Server Error" },
+    { 501, "Not Implemented" },
+    { 502, "Bad Gateway" },
+    { 503, "Service Unavailable" },
+    { 504, "Gateway Timeout" },
+    { 505, "HTTP Version Not Supported" },
+    { 506, "Variant Also Negotiates" },
+    { 507, "Insufficient Storage" },
+    { 508, "Loop Detected" },
+    { 510, "Not Extended" },
+    { 511, "Network Authentication Required" },
+};
+
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *fw_http_reason(int status)
+{
+    size_t i;
+
+    for (i = 0; i < COUNT_OF(reasons); i++)
+        if (reasons[i].status == status)
+            return reasons[i].text;
+    return "Unknown";
+}
+
+/* RFC 7230 tchar, the bytes Go's validHeaderFieldByte accepts. */
+static bool is_token(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+        (c >= '0' && c <= '9'))
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+void fw_http_canonical(const char *name, size_t len, char *out)
+{
+    bool upper = true;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (!is_token((unsigned char)name[i])) {
+            memmove(out, name, len);
+            return;
+        }
+    }
+    for (i = 0; i < len; i++) {
+        char c = name[i];
+
+        if (upper && c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        else if (!upper && c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        out[i] = c;
+        upper = c == '-';
+    }
+}
+
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+bool fw_http_name_is(const char *name, size_t len, const char *lit)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        if (lit[i] == '\0' || ascii_lower(name[i]) != ascii_lower(lit[i]))
+            return false;
+    return lit[len] == '\0';
+}
+
+void fw_http_date(time_t t, char *out)
+{
+    static const char days[7][4] = {
+        "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat",
+    };
+    static const char months[12][4] = {
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    };
+    struct tm tm;
+    time_t epoch = 0;
+
+    /* Fixed English names: strftime's %a and %b follow the locale. A
+     * time gmtime_r cannot represent gives the epoch, not garbage. */
+    if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 || tm.tm_year > 8099)
+        gmtime_r(&epoch, &tm);
+    snprintf(out, FW_HTTP_DATE_LEN, "%s, %02u %s %04u %02u:%02u:%02u GMT",
+             days[(unsigned)tm.tm_wday % 7], (unsigned)tm.tm_mday % 100,
+             months[(unsigned)tm.tm_mon % 12],
+             (unsigned)(tm.tm_year + 1900) % 10000,
+             (unsigned)tm.tm_hour % 100, (unsigned)tm.tm_min % 100,
+             (unsigned)tm.tm_sec % 100);
+}
+
+void fw_http_human_size(int64_t bytes, char *out, size_t out_len)
+{
+    static const char *const units[] = {
+        "B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB",
+    };
+    double size = (double)bytes;
+    size_t i = 0;
+
+    /* Callers pass -1 for an unknown length; Go prints it as "-1B". */
+    if (bytes < 0) {
+        snprintf(out, out_len, "-1B");
+        return;
+    }
+    while (size >= 1000.0 && i < COUNT_OF(units) - 1) {
+        size /= 1000.0;
+        i++;
+    }
+    /* Below 1000 with 4 significant digits %g never needs an exponent,
+     * so C prints what Go's %.4g prints. */
+    snprintf(out, out_len, "%.4g%s", size, units[i]);
+}
+
+/* ---- sniffing (spec 10, after Go's net/http DetectContentType) ----------- */
+
+#define SNIFF_LEN 512
+
+static const char *const html_tags[] = {
+    "<!DOCTYPE HTML", "<HTML", "<HEAD", "<SCRIPT", "<IFRAME", "<H1",
+    "<DIV", "<FONT", "<TABLE", "<A", "<STYLE", "<TITLE", "<B", "<BODY",
+    "<BR", "<P", "<!--",
+};
+
+/* A byte pattern under a mask; skip_ws matches after leading blanks. */
+static const struct signature {
+    const char *pat;
+    const char *mask; /* NULL = all 0xFF */
+    size_t len;
+    bool skip_ws;
+    const char *type;
+} signatures[] = {
+    { "<?xml", NULL, 5, true, "text/xml; charset=utf-8" },
+    { "%PDF-", NULL, 5, false, "application/pdf" },
+    { "%!PS-Adobe-", NULL, 11, false, "application/postscript" },
+    { "\xFE\xFF\0\0", "\xFF\xFF\0\0", 4, false,
+      "text/plain; charset=utf-16be" },
+    { "\xFF\xFE\0\0", "\xFF\xFF\0\0", 4, false,
+      "text/plain; charset=utf-16le" },
+    { "\xEF\xBB\xBF\0", "\xFF\xFF\xFF\0", 4, false,
+      "text/plain; charset=utf-8" },
+    { "GIF87a", NULL, 6, false, "image/gif" },
+    { "GIF89a", NULL, 6, false, "image/gif" },
+    { "\x89PNG\r\n\x1A\n", NULL, 8, false, "image/png" },
+    { "\xFF\xD8\xFF", NULL, 3, false, "image/jpeg" },
+    { "BM", NULL, 2, false, "image/bmp" },
+    { "RIFF\0\0\0\0WEBPVP", "\xFF\xFF\xFF\xFF\0\0\0\0\xFF\xFF\xFF\xFF\xFF\xFF",
+      14, false, "image/webp" },
+    { "\0\0\1\0", NULL, 4, false, "image/vnd.microsoft.icon" },
+    { "OggS\0", NULL, 5, false, "application/ogg" },
+    { "RIFF\0\0\0\0WAVE", "\xFF\xFF\xFF\xFF\0\0\0\0\xFF\xFF\xFF\xFF", 12,
+      false, "audio/wave" },
+    { "\x1A\x45\xDF\xA3", NULL, 4, false, "video/webm" },
+    { "Rar \x1A\x07\0", NULL, 7, false, "application/x-rar-compressed" },
+    { "PK\x03\x04", NULL, 4, false, "application/zip" },
+    { "\x1F\x8B\x08", NULL, 3, false, "application/x-gzip" },
+};
+
+static bool is_ws(char c)
+{
+    return c == '\t' || c == '\n' || c == '\x0c' || c == '\r' || c == ' ';
+}
+
+/* Go's htmlSig: the tag in any case, then a space or '>'. */
+static bool is_html(const char *p, size_t len)
+{
+    size_t i, j;
+
+    for (i = 0; i < COUNT_OF(html_tags); i++) {
+        const char *tag = html_tags[i];
+        size_t n = strlen(tag);
+
+        if (len < n + 1 || (p[n] != ' ' && p[n] != '>'))
+            continue;
+        for (j = 0; j < n; j++) {
+            char c = p[j];
+
+            if (tag[j] >= 'A' && tag[j] <= 'Z')
+                c = (char)(c & 0xDF);
+            if (c != tag[j])
+                break;
+        }
+        if (j == n)
+            return true;
+    }
+    return false;
+}
+
+static bool sig_match(const struct signature *s, const char *p, size_t len)
+{
+    size_t i;
+
+    if (len < s->len)
+        return false;
+    for (i = 0; i < s->len; i++) {
+        unsigned char m = s->mask ? (unsigned char)s->mask[i] : 0xFF;
+
+        if (((unsigned char)p[i] & m) != (unsigned char)s->pat[i])
+            return false;
+    }
+    return true;
+}
+
+/* Bytes that make data binary (WHATWG mime sniffing, section 7.1). */
+static bool is_binary(unsigned char c)
+{
+    return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1A) ||
+           (c >= 0x1C && c <= 0x1F);
+}
+
+const char *fw_http_sniff(const char *body, size_t len)
+{
+    size_t ws = 0, i;
+
+    if (len == 0)
+        return NULL;
+    if (len > SNIFF_LEN)
+        len = SNIFF_LEN;
+    while (ws < len && is_ws(body[ws]))
+        ws++;
+    if (is_html(body + ws, len - ws))
+        return "text/html; charset=utf-8";
+    for (i = 0; i < COUNT_OF(signatures); i++) {
+        const struct signature *s = &signatures[i];
+        size_t skip = s->skip_ws ? ws : 0;
+
+        if (sig_match(s, body + skip, len - skip))
+            return s->type;
+    }
+    for (i = ws; i < len; i++)
+        if (is_binary((unsigned char)body[i]))
+            return "application/octet-stream";
+    return "text/plain; charset=utf-8";
+}
+
+const char *fw_http_method_label(const char *method)
+{
+    static const char *const labels[][2] = {
+        { "GET", "get" },         { "HEAD", "head" },
+        { "POST", "post" },       { "PUT", "put" },
+        { "DELETE", "delete" },   { "CONNECT", "connect" },
+        { "OPTIONS", "options" }, { "TRACE", "trace" },
+        { "PATCH", "patch" },     { "NOTIFY", "notify" },
+    };
+    size_t i;
+
+    /* promhttp accepts the upper- and the lower-case spelling only. */
+    for (i = 0; method && i < COUNT_OF(labels); i++)
+        if (strcmp(method, labels[i][0]) == 0 ||
+            strcmp(method, labels[i][1]) == 0)
+            return labels[i][1];
+    return "unknown";
+}
