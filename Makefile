@@ -32,13 +32,18 @@ VG         := valgrind --quiet --error-exitcode=99 --leak-check=full \
               --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
               --track-fds=no
 
-.PHONY: all run test check unit integration asan valgrind bench install \
-        uninstall clean deps deps-dev
+.PHONY: all static run test check unit integration asan valgrind bench \
+        install uninstall clean deps deps-dev
 
 all: $(BUILD)/fwatchdog
 
 $(BUILD)/fwatchdog: $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(if $(STATIC),-static) -o $@ $(OBJS) $(FW_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(if $(STATIC),-static -s) -o $@ $(OBJS) $(FW_LIBS)
+
+# A stripped, fully static binary for images (build/static/fwatchdog).
+static:
+	@$(MAKE) --no-print-directory BUILD=build/static STATIC=1 all
+	@ls -l build/static/fwatchdog | awk '{ print "build/static/fwatchdog:", $$5, "bytes" }'
 
 $(BUILD)/%.o: watchdog/%.c
 	@mkdir -p $(@D)

@@ -18,6 +18,7 @@
 
 static struct {
     const struct fw_config *cfg;
+    const struct fw_handler *function; /* answers ready_path */
     uv_loop_t *loop;
     char lock_path[PATH_MAX];
     bool accepting;
@@ -55,6 +56,9 @@ static void on_probe(struct fw_request *r)
     } else if (hs.cfg->max_inflight > 0 &&
                fw_server_inflight() >= hs.cfg->max_inflight) {
         answer(r, 429, NULL);
+    } else if (hs.cfg->ready_path) {
+        /* The function decides: GET ready_path, outside the limiter. */
+        fw_request_forward(r, hs.function, hs.cfg->ready_path);
     } else {
         answer(r, 200, NULL);
     }
@@ -80,9 +84,11 @@ const struct fw_handler fw_health_handler = {
     .on_abort = ignore,
 };
 
-void fw_health_init(uv_loop_t *loop, const struct fw_config *cfg)
+void fw_health_init(uv_loop_t *loop, const struct fw_config *cfg,
+                    const struct fw_handler *function)
 {
     hs.cfg = cfg;
+    hs.function = function;
     hs.loop = loop;
     snprintf(hs.lock_path, sizeof(hs.lock_path), "%s/.lock", cfg->tmpdir);
     uv_timer_init(loop, &hs.timer);

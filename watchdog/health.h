@@ -13,8 +13,10 @@
 /* Answers the probes; install as fw_server_config.probes. */
 extern const struct fw_handler fw_health_handler;
 
-/* Remembers cfg (which must outlive the loop). */
-void fw_health_init(uv_loop_t *loop, const struct fw_config *cfg);
+/* Remembers cfg (which must outlive the loop) and the handler that
+ * answers /_/ready when ready_path is set. */
+void fw_health_init(uv_loop_t *loop, const struct fw_config *cfg,
+                    const struct fw_handler *function);
 
 /* Writes the lock file (unless suppress_lock) and starts answering 200.
  * Returns 0 or -errno. */

@@ -180,7 +180,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fwatchdog: cannot install signal handlers\n");
         return 1;
     }
-    fw_health_init(loop, &cfg);
+    fw_health_init(loop, &cfg, &fw_runner_handler);
     if (start_serving(loop) < 0) {
         exit_code = 1;
         on_done(1);

@@ -60,7 +60,7 @@ static struct {
     uv_loop_t *loop;
     const struct fw_config *cfg;
     char **base_env;             /* the watchdog's environment */
-    char path[PATH_MAX];         /* fprocess's executable, once found */
+    char path[PATH_MAX + 64];    /* fprocess's executable, once found */
     struct fw_run *runs;
     size_t active;
 } rs;
@@ -576,7 +576,7 @@ static void start(struct fw_run *run)
     if (e == -ENOENT || e == -EACCES)
         rs.path[0] = '\0';    /* it moved: search again next time */
     else if (e == 0 && !rs.path[0])
-        snprintf(rs.path, sizeof(rs.path), "%s", path);
+        memcpy(rs.path, path, sizeof(rs.path));
     if (e < 0) {
         snprintf(run->error, sizeof(run->error), "fork/exec %.400s: %s", path,
                  uv_strerror(e));

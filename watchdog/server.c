@@ -55,6 +55,8 @@ struct fw_conn {
     struct fw_buf head;          /* target and headers, NUL-separated */
     struct fw_buf offsets;       /* struct header_off[] while parsing */
     struct fw_header *headers;   /* heap, built at head complete */
+    char *alt_target;            /* heap: target, '\0', path, '\0', query
+                                    of a forwarded request */
     size_t target_len;           /* bytes of the target in head */
     bool in_value;               /* last header callback was a value */
 
@@ -145,6 +147,7 @@ static void on_conn_closed(uv_handle_t *h)
     fw_buf_release(&c->offsets);
     fw_buf_release(&c->out_head);
     free(c->headers);
+    free(c->alt_target);
     free(c->rbuf);
     free(c);
     check_idle();
@@ -577,6 +580,8 @@ static void request_reset(struct fw_conn *c)
     fw_buf_reset(&c->out_head);
     free(c->headers);
     c->headers = NULL;
+    free(c->alt_target);
+    c->alt_target = NULL;
     memset(&c->req, 0, sizeof(c->req));
     c->req.conn = c;
     c->target_len = 0;
@@ -1042,6 +1047,33 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             fw_log(FW_DEBUG, "client read: %s", uv_strerror((int)n));
         conn_close(c);
     }
+}
+
+int fw_request_forward(struct fw_request *r, const struct fw_handler *h,
+                       const char *target)
+{
+    struct fw_conn *c = r->conn;
+    size_t len = strlen(target);
+    const char *q = strchr(target, '?');
+    size_t path_len = q ? (size_t)(q - target) : len;
+    char *p = malloc(2 * len + 3);
+
+    if (p == NULL) {
+        fw_response_send(r, 500, NULL, 0, NULL, 0);
+        return -ENOMEM;
+    }
+    memcpy(p, target, len + 1);
+    memcpy(p + len + 1, target, path_len);
+    p[len + 1 + path_len] = '\0';
+    strcpy(p + len + 2 + path_len, q ? q + 1 : "");
+    free(c->alt_target);
+    c->alt_target = p;
+    r->target = p;
+    r->path = p + len + 1;
+    r->query = p + len + 2 + path_len;
+    c->handler = h;
+    h->on_head(r);
+    return 0;
 }
 
 /* ---- back-pressure from handlers ------------------------------------- */

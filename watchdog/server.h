@@ -102,6 +102,13 @@ size_t fw_server_connections(void);
 const struct fw_header *fw_request_header(const struct fw_request *r,
                                           const char *name);
 
+/* Hands r to another handler as a request for target (path and
+ * query), e.g. /_/ready answered by the function at ready_path. It is
+ * not counted in flight. Returns 0 or -ENOMEM (r is then answered 500).
+ */
+int fw_request_forward(struct fw_request *r, const struct fw_handler *h,
+                       const char *target);
+
 /* Stops / resumes delivery of body bytes (back-pressure towards the
  * client: the socket is not read meanwhile). */
 void fw_request_pause(struct fw_request *r);
