@@ -42,8 +42,10 @@ int fw_buf_reserve(struct fw_buf *b, size_t extra)
     if (need + 1 <= b->cap)
         return 0;
     cap = b->cap ? b->cap : 256;
-    while (cap < need + 1)
+    while (cap < need + 1 && cap <= SIZE_MAX / 2)
         cap *= 2;
+    if (cap < need + 1)
+        cap = need + 1;    /* doubling would overflow */
     p = realloc(b->data, cap);
     if (p == NULL) {
         b->failed = true;

@@ -114,6 +114,7 @@ static int start_serving(uv_loop_t *loop)
         .read_timeout_ms = cfg.read_timeout_ms,
         .write_timeout_ms = cfg.write_timeout_ms,
         .max_inflight = cfg.max_inflight,
+        .late_body_status = cfg.mode == FW_MODE_CLASSIC ? 400 : 0,
         .log_requests = true,
         .log_callid = cfg.log_callid,
         .function = &fw_runner_handler,
@@ -122,27 +123,27 @@ static int start_serving(uv_loop_t *loop)
     int err;
 
     if (cfg.mode == FW_MODE_HTTP || cfg.mode == FW_MODE_STATIC) {
-        fprintf(stderr, "mode: \"%s\" is not available in this build\n",
-                fw_mode_name(cfg.mode));
+        fw_log(FW_ERROR, "mode: \"%s\" is not available in this build",
+               fw_mode_name(cfg.mode));
         return -ENOTSUP;
     }
     err = fw_runner_init(loop, &cfg);
     if (err < 0) {
-        fprintf(stderr, "fwatchdog: %s\n", uv_strerror(err));
+        fw_log(FW_ERROR, "fwatchdog: %s", uv_strerror(err));
         return err;
     }
     err = fw_server_start(loop, &scfg);
     if (err < 0) {
-        fprintf(stderr, "port: cannot listen on %d: %s\n", cfg.port,
-                uv_strerror(err));
+        fw_log(FW_ERROR, "port: cannot listen on %d: %s", cfg.port,
+               uv_strerror(err));
         return err;
     }
     fw_log(FW_INFO, "Listening on port: %d", cfg.port);
     err = fw_health_accept();
     if (err < 0) {
-        fprintf(stderr, "lock file: cannot write %s/.lock: %s (set "
-                "suppress_lock=true to run without it)\n", cfg.tmpdir,
-                uv_strerror(err));
+        fw_log(FW_ERROR, "lock file: cannot write %s/.lock: %s (set "
+               "suppress_lock=true to run without it)", cfg.tmpdir,
+               uv_strerror(err));
         return err;
     }
     return 0;
@@ -177,7 +178,7 @@ int main(int argc, char **argv)
     }
     log_start();
     if (fw_proc_init(loop) < 0 || fw_pid1_init(loop, &hooks) < 0) {
-        fprintf(stderr, "fwatchdog: cannot install signal handlers\n");
+        fw_log(FW_ERROR, "fwatchdog: cannot install signal handlers");
         return 1;
     }
     fw_health_init(loop, &cfg, &fw_runner_handler);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -137,17 +138,25 @@ static int child_main(void *arg)
     static const char msg[] = "fwatchdog: exec failed\n";
     struct child_args *a = arg;
     const struct fw_spawn *s = a->s;
-    struct sigaction sa;
-    sigset_t none;
+    /* The kernel's struct sigaction (x86-64, arm64): SIG_DFL, no flags. */
+    static const struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        unsigned long mask;
+    } dfl;
+    unsigned long mask = 0;
     int i, null_fd = -1, fds[3];
 
-    /* Handlers first: signals are blocked until the mask is cleared. */
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_DFL;
+    /* Handlers first: signals are blocked until the mask is cleared.
+     * Raw system calls: glibc's wrappers refuse its reserved signals
+     * (32, 33), which an ignored disposition inherited from our parent
+     * would otherwise leave ignored, and a sanitizer's interceptors must
+     * not run in a child that shares our memory. */
     for (i = 1; i < NSIG; i++)
-        sigaction(i, &sa, NULL);    /* EINVAL for SIGKILL etc.: fine */
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+        if (i != SIGKILL && i != SIGSTOP)
+            syscall(SYS_rt_sigaction, i, &dfl, NULL, sizeof(mask));
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &mask, NULL, sizeof(mask));
     setsid();
 
     for (i = 0; i < 3; i++) {

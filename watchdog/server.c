@@ -609,9 +609,14 @@ static void on_read_timeout(uv_timer_t *t)
     struct fw_conn *c = t->data;
 
     /* Idle keep-alive connections and requests that arrive too slowly
-     * are closed, as Go's ReadTimeout does. */
+     * are closed, as Go's ReadTimeout does; the classic watchdog answers
+     * a body that stops coming with 400 and the read error. */
     if (c->in_request)
         fw_log(FW_DEBUG, "read_timeout: closing a slow client");
+    if (c->handler && !c->head_started && srv.cfg.late_body_status) {
+        send_error(c, srv.cfg.late_body_status, "read: i/o timeout\n");
+        return;
+    }
     conn_close(c);
 }
 

@@ -72,6 +72,9 @@ struct fw_server_config {
     int64_t read_timeout_ms;     /* > 0 */
     int64_t write_timeout_ms;    /* 0 = none */
     int64_t max_inflight;        /* 0 = none */
+    int late_body_status;        /* answer when read_timeout passes during
+                                    a body, before any response; 0 = close
+                                    (classic: 400) */
     bool log_requests;           /* one line per function request */
     bool log_reason;             /* http mode: "<code> <reason>" in it */
     bool log_callid;             /* append " [<X-Call-Id>]" */
