@@ -113,6 +113,15 @@ static int add_computed(struct fw_env *env, const struct fw_request *r,
     return env->store.failed ? -ENOMEM : 0;
 }
 
+/* Does a later entry of base define name[0..len)? */
+static bool defined_later(char *const *base, const char *name, size_t len)
+{
+    for (; *base; base++)
+        if (strncmp(*base, name, len) == 0 && (*base)[len] == '=')
+            return true;
+    return false;
+}
+
 /* Builds envp: base entries not redefined, then the store's strings,
  * which come later and so win (spec 5.1: last wins, de-duplicated). */
 static int link_env(struct fw_env *env, char *const *base)
@@ -129,8 +138,10 @@ static int link_env(struct fw_env *env, char *const *base)
         return -ENOMEM;
     for (i = 0; i < nb; i++) {
         const char *eq = strchr(base[i], '=');
+        size_t len = eq ? (size_t)(eq - base[i]) : strlen(base[i]);
 
-        if (eq && defined(&env->store, base[i], (size_t)(eq - base[i])))
+        if (defined(&env->store, base[i], len) ||
+            defined_later(base + i + 1, base[i], len))
             continue;
         env->envp[n++] = base[i];
     }
@@ -194,28 +205,71 @@ void fw_cgi_unescape(const char *path, char *out)
     *out = '\0';
 }
 
+/* Length of the valid UTF-8 sequence at p (at most len bytes), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t len)
+{
+    size_t n, i;
+    uint32_t cp;
+
+    if (p[0] < 0xc2 || p[0] > 0xf4)
+        return 0;
+    n = p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
+    if (n > len)
+        return 0;
+    cp = p[0] & (0x7f >> n);
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    /* Overlong forms, surrogates and values past U+10FFFF are invalid. */
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+        return 0;
+    return n;
+}
+
+/* A JSON string as Go's encoding/json writes it: short escapes for
+ * \n \r \t, \u00XX for other control bytes and for < > &, U+2028 and
+ * U+2029 escaped, invalid UTF-8 replaced by U+FFFD. */
 static void json_string(struct fw_buf *out, const char *p, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t i;
+    const unsigned char *s = (const unsigned char *)p;
+    size_t i = 0;
 
     fw_buf_append(out, "\"", 1);
-    for (i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)p[i];
+    while (i < len) {
+        unsigned char ch = s[i];
+        size_t n;
 
         if (ch == '"' || ch == '\\') {
             char esc[2] = { '\\', (char)ch };
 
             fw_buf_append(out, esc, 2);
+        } else if (ch == '\n' || ch == '\r' || ch == '\t') {
+            fw_buf_append(out, ch == '\n' ? "\\n" : ch == '\r' ? "\\r"
+                                                           : "\\t", 2);
         } else if (ch < 0x20 || ch == '<' || ch == '>' || ch == '&') {
-            /* Go's encoder escapes these as \u00XX. */
             char esc[6] = { '\\', 'u', '0', '0', hex[ch >> 4],
                             hex[ch & 15] };
 
             fw_buf_append(out, esc, 6);
+        } else if (ch < 0x80) {
+            fw_buf_append(out, &s[i], 1);
+        } else if ((n = utf8_len(s + i, len - i)) == 0) {
+            fw_buf_append(out, "\\ufffd", 6);
+        } else if (n == 3 && ch == 0xe2 && s[i + 1] == 0x80 &&
+                   (s[i + 2] == 0xa8 || s[i + 2] == 0xa9)) {
+            fw_buf_append(out, s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+            i += 3;
+            continue;
         } else {
-            fw_buf_append(out, &p[i], 1);
+            fw_buf_append(out, &s[i], n);
+            i += n;
+            continue;
         }
+        i++;
     }
     fw_buf_append(out, "\"", 1);
 }
@@ -275,7 +329,9 @@ int fw_cgi_marshal(struct fw_buf *out, const struct fw_request *r,
     for (i = 0; i < r->n_headers; i++) {
         const struct fw_header *h = &r->headers[i];
 
-        if (fw_http_name_is(h->name, h->name_len, "Host"))
+        /* Go moves both out of the header map. */
+        if (fw_http_name_is(h->name, h->name_len, "Host") ||
+            fw_http_name_is(h->name, h->name_len, "Transfer-Encoding"))
             continue;
         v[n].name = malloc(h->name_len + 1);
         if (v[n].name == NULL) {

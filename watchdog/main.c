@@ -85,6 +85,7 @@ static void log_start(void)
 static void on_done(int code)
 {
     exit_code = code;
+    fw_runner_close();
     fw_pid1_close();
     fw_proc_close();
     fw_health_close();

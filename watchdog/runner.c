@@ -67,6 +67,9 @@ static struct {
 
 static void run_release(struct fw_run *run);
 static void maybe_finish(struct fw_run *run);
+static void close_stdin(struct fw_run *run);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 static bool buffered(void)
 {
@@ -138,14 +141,22 @@ static void run_release(struct fw_run *run)
     close_handle(run, &run->timer);
 }
 
-static void on_request_abort(struct fw_request *r)
+static void on_request_abort(struct fw_request *r, enum fw_abort why)
 {
     struct fw_run *run = r->data;
 
     if (run == NULL)
         return;
     run->req = NULL;
-    run_release(run);
+    if (why != FW_ABORT_TIMEOUT || !run->spawned || run->exited) {
+        run_release(run);    /* a client that left kills its child */
+        return;
+    }
+    /* Spec 5.5: after write_timeout the child runs on until it exits or
+     * exec_timeout ends it; its output is read and dropped meanwhile. */
+    close_stdin(run);
+    if (is_open((uv_handle_t *)&run->out))
+        uv_read_start((uv_stream_t *)&run->out, on_alloc, on_out_read);
 }
 
 /* ---- answering -------------------------------------------------------- */
@@ -725,6 +736,18 @@ void fw_runner_kill_all(void)
     for (run = rs.runs; run; run = run->next)
         if (run->spawned && !run->exited)
             fw_proc_kill_group(run->proc.pid, SIGKILL);
+}
+
+void fw_runner_close(void)
+{
+    struct fw_run *run, *next;
+
+    /* Children whose requests are gone (write_timeout) may still run:
+     * kill them and close their pipes so the loop can end. */
+    for (run = rs.runs; run; run = next) {
+        next = run->next;
+        run_release(run);
+    }
 }
 
 size_t fw_runner_active(void)

@@ -24,6 +24,9 @@ void fw_runner_release(void);
 /* SIGKILLs the process group of every running child. */
 void fw_runner_kill_all(void);
 
+/* At exit: kills every child left and closes its pipes (async). */
+void fw_runner_close(void);
+
 /* Children running now. */
 size_t fw_runner_active(void);
 

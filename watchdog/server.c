@@ -154,7 +154,7 @@ static void on_conn_closed(uv_handle_t *h)
 }
 
 /* Detaches the handler and tells it the request is gone. */
-static void abort_handler(struct fw_conn *c)
+static void abort_handler(struct fw_conn *c, enum fw_abort why)
 {
     const struct fw_handler *h = c->handler;
 
@@ -165,18 +165,23 @@ static void abort_handler(struct fw_conn *c)
         c->is_function = false;
         srv.inflight--;
     }
-    h->on_abort(&c->req);
+    h->on_abort(&c->req, why);
 }
 
-static void conn_close(struct fw_conn *c)
+static void conn_close_for(struct fw_conn *c, enum fw_abort why)
 {
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     c->closing = true;
-    abort_handler(c);
+    abort_handler(c, why);
     uv_close((uv_handle_t *)&c->read_timer, on_conn_closed);
     uv_close((uv_handle_t *)&c->write_timer, on_conn_closed);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void conn_close(struct fw_conn *c)
+{
+    conn_close_for(c, FW_ABORT_CLIENT);
 }
 
 static void on_linger_timeout(uv_timer_t *t)
@@ -551,7 +556,7 @@ static void send_error(struct fw_conn *c, int status, const char *body)
     size_t len = strlen(body);
     char *copy;
 
-    abort_handler(c);
+    abort_handler(c, FW_ABORT_TIMEOUT);
     if (c->head_started || c->closing) {
         conn_close(c);
         return;
@@ -617,7 +622,7 @@ static void on_read_timeout(uv_timer_t *t)
         send_error(c, srv.cfg.late_body_status, "read: i/o timeout\n");
         return;
     }
-    conn_close(c);
+    conn_close_for(c, FW_ABORT_TIMEOUT);
 }
 
 static void on_write_timeout(uv_timer_t *t)
@@ -626,7 +631,7 @@ static void on_write_timeout(uv_timer_t *t)
 
     fw_log(FW_INFO, "%s %s - write_timeout passed, closing connection",
            c->req.method, c->req.target);
-    conn_close(c);
+    conn_close_for(c, FW_ABORT_TIMEOUT);
 }
 
 static int on_message_begin(http_parser *p)
@@ -1237,7 +1242,7 @@ void fw_server_close(void)
     close_listener();
     for (c = srv.conns; c; c = next) {
         next = c->next;
-        conn_close(c);
+        conn_close_for(c, FW_ABORT_SHUTDOWN);
     }
 }
 

@@ -43,6 +43,13 @@ struct fw_request {
     struct fw_conn *conn;        /* server's */
 };
 
+/* Why a request ended before its response did. */
+enum fw_abort {
+    FW_ABORT_CLIENT,             /* the client left or a write failed */
+    FW_ABORT_TIMEOUT,            /* read_timeout or write_timeout passed */
+    FW_ABORT_SHUTDOWN,           /* the drain deadline passed */
+};
+
 /* What a mode does with requests. Every callback runs on the loop.
  * After on_abort, or after the handler called fw_response_end() or
  * fw_response_abort(), the request is gone: the handler must not touch
@@ -58,7 +65,7 @@ struct fw_handler {
     /* The response's write queue fell below the low mark. */
     void (*on_drain)(struct fw_request *r);
     /* The client left, a timeout passed or a write failed: release. */
-    void (*on_abort)(struct fw_request *r);
+    void (*on_abort)(struct fw_request *r, enum fw_abort why);
 };
 
 /* Response header to add: both NUL-terminated. */
