@@ -10,12 +10,15 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "http.h"
@@ -85,6 +88,14 @@ struct fw_conn {
     int64_t out_length;          /* Content-Length promised, or -1 */
     int64_t body_bytes;          /* body bytes queued */
     size_t frame_at;             /* offset of the chunked framing line */
+
+    /* A file body sent with sendfile(2) (static mode). */
+    int file_fd;                 /* owned while sending, else -1 */
+    int64_t file_off;            /* next byte of the file to send */
+    int64_t file_left;           /* bytes still to send */
+    uv_poll_t *writable;         /* heap: waits for room in the socket,
+                                    on a dup of its fd; NULL until used */
+    int writable_fd;             /* that dup, owned by the poll handle */
 };
 
 struct out_req {
@@ -149,8 +160,22 @@ static void on_conn_closed(uv_handle_t *h)
     free(c->headers);
     free(c->alt_target);
     free(c->rbuf);
+    if (c->writable) {
+        close(c->writable_fd);
+        free(c->writable);
+    }
     free(c);
     check_idle();
+}
+
+static void stop_file(struct fw_conn *c)
+{
+    if (c->file_fd >= 0) {
+        close(c->file_fd);
+        c->file_fd = -1;
+    }
+    if (c->writable && !uv_is_closing((uv_handle_t *)c->writable))
+        uv_poll_stop(c->writable);
 }
 
 /* Detaches the handler and tells it the request is gone. */
@@ -174,6 +199,11 @@ static void conn_close_for(struct fw_conn *c, enum fw_abort why)
         return;
     c->closing = true;
     abort_handler(c, why);
+    stop_file(c);
+    if (c->writable) {
+        c->open_handles++;
+        uv_close((uv_handle_t *)c->writable, on_conn_closed);
+    }
     uv_close((uv_handle_t *)&c->read_timer, on_conn_closed);
     uv_close((uv_handle_t *)&c->write_timer, on_conn_closed);
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
@@ -234,6 +264,8 @@ static const char *http_date(void)
     return srv.date;
 }
 
+static void send_file(struct fw_conn *c);
+
 static void on_written(uv_write_t *w, int status)
 {
     struct out_req *o = (struct out_req *)w;
@@ -250,6 +282,11 @@ static void on_written(uv_write_t *w, int status)
     }
     if (c->closing || c->tcp.write_queue_size > FW_WRITE_LOW)
         return;
+    if (c->file_fd >= 0) {
+        if (c->tcp.write_queue_size == 0)
+            send_file(c);
+        return;
+    }
     if (c->handler && c->want_drain) {
         c->want_drain = false;
         c->handler->on_drain(&c->req);
@@ -545,6 +582,115 @@ void fw_response_send(struct fw_request *r, int status,
     }
     c->body_bytes = (int64_t)len;
     fw_response_end(r);
+}
+
+static void on_writable(uv_poll_t *p, int status, int events)
+{
+    struct fw_conn *c = p->data;
+
+    (void)events;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    uv_poll_stop(p);
+    send_file(c);
+}
+
+/* Waits until the socket takes more. libuv has no such call for a TCP
+ * handle, so a poll handle watches a dup of its fd (epoll keys on the
+ * fd number, so both can be registered). */
+static int wait_writable(struct fw_conn *c)
+{
+    int fd, err;
+
+    if (c->writable == NULL) {
+        err = uv_fileno((uv_handle_t *)&c->tcp, &fd);
+        if (err < 0)
+            return err;
+        c->writable_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (c->writable_fd < 0)
+            return -errno;
+        c->writable = malloc(sizeof(*c->writable));
+        if (c->writable == NULL) {
+            close(c->writable_fd);
+            return UV_ENOMEM;
+        }
+        err = uv_poll_init(srv.loop, c->writable, c->writable_fd);
+        if (err < 0) {
+            close(c->writable_fd);
+            free(c->writable);
+            c->writable = NULL;
+            return err;
+        }
+        c->writable->data = c;
+    }
+    return uv_poll_start(c->writable, UV_WRITABLE, on_writable);
+}
+
+/* Sends what the socket takes of the file; ends the response when all
+ * of it has gone. */
+static void send_file(struct fw_conn *c)
+{
+    int sock, err;
+
+    if (uv_fileno((uv_handle_t *)&c->tcp, &sock) < 0) {
+        conn_close(c);
+        return;
+    }
+    while (c->file_left > 0) {
+        off_t off = (off_t)c->file_off;
+        size_t chunk = c->file_left > (1 << 20) ? 1 << 20
+                                                : (size_t)c->file_left;
+        ssize_t n = sendfile(sock, c->file_fd, &off, chunk);
+
+        if (n > 0) {
+            c->file_off += n;
+            c->file_left -= n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            err = wait_writable(c);
+            if (err < 0)
+                conn_close(c);
+            return;
+        } else {
+            /* The file shrank or the client left: cut the response. */
+            fw_log(FW_DEBUG, "sendfile: %s",
+                   n == 0 ? "file ended early" : strerror(errno));
+            conn_close(c);
+            return;
+        }
+    }
+    stop_file(c);
+    c->chunked_out = false;
+    fw_response_end(&c->req);
+}
+
+int fw_response_sendfile(struct fw_request *r, int fd, int64_t offset,
+                         int64_t len)
+{
+    struct fw_conn *c = r->conn;
+    int err;
+
+    if (r->head_only || len == 0) {
+        close(fd);
+        fw_response_end(r);
+        return 0;
+    }
+    c->file_fd = fd;
+    c->file_off = offset;
+    c->file_left = len;
+    c->body_bytes += len;
+    err = queue_write(c, NULL, NULL, 0, false);    /* the head, if pending */
+    if (err < 0) {
+        conn_close(c);
+        return err;
+    }
+    /* libuv wrote the head at once unless the socket was full. */
+    if (c->tcp.write_queue_size == 0)
+        send_file(c);
+    return 0;
 }
 
 /* An error answered by the server itself, then the connection closes. */
@@ -1142,6 +1288,7 @@ static void on_connection(uv_stream_t *l, int status)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->keep_alive = true;
+    c->file_fd = -1;
     if (uv_accept(l, (uv_stream_t *)&c->tcp) < 0) {
         conn_close(c);
         return;

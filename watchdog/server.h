@@ -152,6 +152,13 @@ void fw_response_end(struct fw_request *r);
  * so the client sees the truncation. The request is gone after. */
 void fw_response_abort(struct fw_request *r);
 
+/* Sends len bytes of the file fd from offset as the whole body, with
+ * sendfile(2) and back-pressure, then ends the response. Call after
+ * fw_response_head(..., len). The server owns fd from now on and closes
+ * it. The request is gone after. Returns 0 or -errno. */
+int fw_response_sendfile(struct fw_request *r, int fd, int64_t offset,
+                         int64_t len);
+
 /* Head and whole body in one call, then end. body may be NULL. */
 void fw_response_send(struct fw_request *r, int status,
                       const struct fw_hdr *hdrs, size_t n_hdrs,
