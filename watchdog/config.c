@@ -84,6 +84,10 @@ static const struct setting settings[] = {
       .flags = ALIAS_WINS | REQUIRED, .modes = IN(HTTP),
       .offset = FIELD(upstream_url),
       .help = "http://host:port[/path] of the\nfunction's own server" },
+    { .name = "http_workers", .kind = COUNT, .modes = IN(HTTP),
+      .fallback = "1", .offset = FIELD(http_workers),
+      .help = "copies of fprocess to start; worker i\n"
+              "gets PORT = the upstream port + i" },
     { .name = "http_buffer_req_body", .alias = "buffer_http", .kind = BOOL,
       .flags = ALIAS_EITHER, .modes = IN(HTTP), .fallback = "false",
       .offset = FIELD(http_buffer_req_body),

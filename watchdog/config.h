@@ -38,6 +38,7 @@ struct fw_config {
     int64_t write_timeout_ms;    /* 0 = none (classic only) */
     int64_t healthcheck_interval_ms; /* 0 = no wait after SIGTERM */
     int64_t max_inflight;        /* 0 = no limit */
+    int64_t http_workers;        /* http mode: copies of fprocess, >= 1 */
     int64_t log_buffer_size;     /* bytes; < 0 = unlimited */
     bool suppress_lock;
     bool prefix_logs;

@@ -26,6 +26,7 @@ static struct {
     uv_timer_t timer;            /* healthcheck_interval, then drain */
     void (*kill_rest)(void);
     void (*on_done)(int);
+    int exit_code;               /* what on_done gets */
 } hs;
 
 static bool lock_present(void)
@@ -127,7 +128,7 @@ static void on_drained(void)
     uv_timer_stop(&hs.timer);
     fw_log(FW_INFO, "Exiting. Active connections: %zu",
            fw_server_connections());
-    hs.on_done(0);
+    hs.on_done(hs.exit_code);
 }
 
 static void on_drain_deadline(uv_timer_t *t)
@@ -151,7 +152,8 @@ static void start_drain(uv_timer_t *t)
     fw_server_drain(on_drained);
 }
 
-void fw_health_shutdown(bool skip_wait, void (*kill_rest)(void),
+void fw_health_shutdown(bool skip_wait, int exit_code,
+                        void (*kill_rest)(void),
                         void (*on_done)(int exit_code))
 {
     char d[32];
@@ -161,10 +163,12 @@ void fw_health_shutdown(bool skip_wait, void (*kill_rest)(void),
         return;     /* a second signal does not cut the drain short */
     hs.stopping = true;
     hs.accepting = false;
+    hs.exit_code = exit_code;
     hs.kill_rest = kill_rest;
     hs.on_done = on_done;
     fw_duration_format(wait_ms, d, sizeof(d));
-    fw_log(FW_INFO, "SIGTERM: no new connections in %s", d);
+    if (exit_code == 0)
+        fw_log(FW_INFO, "SIGTERM: no new connections in %s", d);
     if (!hs.cfg->suppress_lock && unlink(hs.lock_path) < 0 &&
         errno != ENOENT)
         fw_log(FW_ERROR, "remove %s: %s", hs.lock_path, strerror(errno));

@@ -26,7 +26,8 @@ int fw_health_accept(void);
  * for healthcheck_interval (skipped when skip_wait), then drain bounded
  * by write_timeout. on_done(exit_code) runs once at the end. kill_rest
  * is called when the drain deadline passes with requests in flight. */
-void fw_health_shutdown(bool skip_wait, void (*kill_rest)(void),
+void fw_health_shutdown(bool skip_wait, int exit_code,
+                        void (*kill_rest)(void),
                         void (*on_done)(int exit_code));
 
 /* True once shutdown has begun. */

@@ -3,6 +3,7 @@
  * exit() of the program is here.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,10 @@
 #include "log.h"
 #include "pid1.h"
 #include "proc.h"
+#include "proxy.h"
 #include "runner.h"
 #include "server.h"
+#include "upstream.h"
 
 #ifndef FW_VERSION
 #define FW_VERSION "dev"
@@ -25,6 +28,7 @@
 
 static struct fw_config cfg;
 static int exit_code;
+static bool accepting;           /* the lock file is written */
 
 static const char *lookup_env(const char *name, void *ctx)
 {
@@ -81,31 +85,75 @@ static void log_start(void)
            w, x, h);
 }
 
-/* Closes what keeps the loop alive once the drain is over. */
-static void on_done(int code)
+/* Closes what keeps the loop alive. */
+static void close_all(void)
 {
-    exit_code = code;
     fw_runner_close();
+    if (cfg.mode == FW_MODE_HTTP)
+        fw_proxy_close();
     fw_pid1_close();
     fw_proc_close();
     fw_health_close();
 }
 
+/* The drain is over; in http mode the upstream is stopped only now, so
+ * it serves every request of the drain (spec 6.1). */
+static void on_done(int code)
+{
+    exit_code = code;
+    if (cfg.mode == FW_MODE_HTTP)
+        fw_upstream_stop(close_all);
+    else
+        close_all();
+}
+
 static void on_stop(bool skip_wait)
 {
-    fw_health_shutdown(skip_wait, fw_runner_kill_all, on_done);
+    fw_health_shutdown(skip_wait, 0, fw_runner_kill_all, on_done);
 }
 
 static void on_force(void)
 {
     fw_runner_kill_all();
+    if (cfg.mode == FW_MODE_HTTP)
+        fw_upstream_signal(SIGKILL);
     fw_server_close();
-    on_done(130);
+    exit_code = 130;
+    close_all();
 }
 
-static pid_t forward_nowhere(void)
+static bool forward(int sig)
 {
-    return 0;    /* fork modes: per-request children are not signalled */
+    if (cfg.mode != FW_MODE_HTTP)
+        return false;    /* per-request children are not signalled */
+    fw_upstream_signal(sig);
+    return true;
+}
+
+/* http mode: a worker accepts connections. The first one makes the
+ * watchdog ready (spec 3: the lock file only now). */
+static void on_upstream_ready(void)
+{
+    int err;
+
+    if (!accepting && !fw_health_stopping()) {
+        err = fw_health_accept();
+        if (err < 0) {
+            fw_log(FW_ERROR, "lock file: cannot write %s/.lock: %s (set "
+                   "suppress_lock=true to run without it)", cfg.tmpdir,
+                   uv_strerror(err));
+            fw_health_shutdown(true, 1, NULL, on_done);
+            return;
+        }
+        accepting = true;
+    }
+    fw_proxy_dispatch_waiting();
+}
+
+/* http mode: the function's server is gone (spec 6.1). */
+static void on_upstream_fatal(void)
+{
+    fw_health_shutdown(true, 1, NULL, on_done);
 }
 
 static int start_serving(uv_loop_t *loop)
@@ -118,12 +166,14 @@ static int start_serving(uv_loop_t *loop)
         .late_body_status = cfg.mode == FW_MODE_CLASSIC ? 400 : 0,
         .log_requests = true,
         .log_callid = cfg.log_callid,
-        .function = &fw_runner_handler,
+        .log_reason = cfg.mode == FW_MODE_HTTP,
+        .function = cfg.mode == FW_MODE_HTTP ? &fw_proxy_handler
+                                             : &fw_runner_handler,
         .probes = &fw_health_handler,
     };
     int err;
 
-    if (cfg.mode == FW_MODE_HTTP || cfg.mode == FW_MODE_STATIC) {
+    if (cfg.mode == FW_MODE_STATIC) {
         fw_log(FW_ERROR, "mode: \"%s\" is not available in this build",
                fw_mode_name(cfg.mode));
         return -ENOTSUP;
@@ -140,6 +190,12 @@ static int start_serving(uv_loop_t *loop)
         return err;
     }
     fw_log(FW_INFO, "Listening on port: %d", cfg.port);
+    if (cfg.mode == FW_MODE_HTTP) {
+        /* Requests wait for a ready worker; the lock file too. */
+        fw_proxy_init(loop, &cfg);
+        return fw_upstream_start(loop, &cfg, on_upstream_ready,
+                                 on_upstream_fatal);
+    }
     err = fw_health_accept();
     if (err < 0) {
         fw_log(FW_ERROR, "lock file: cannot write %s/.lock: %s (set "
@@ -147,6 +203,7 @@ static int start_serving(uv_loop_t *loop)
                uv_strerror(err));
         return err;
     }
+    accepting = true;
     return 0;
 }
 
@@ -162,7 +219,7 @@ int main(int argc, char **argv)
     static const struct fw_pid1_hooks hooks = {
         .on_stop = on_stop,
         .on_force = on_force,
-        .forward_to = forward_nowhere,
+        .forward = forward,
     };
     uv_loop_t *loop = uv_default_loop();
     char err[512];
@@ -185,8 +242,8 @@ int main(int argc, char **argv)
     fw_health_init(loop, &cfg, &fw_runner_handler);
     if (start_serving(loop) < 0) {
         exit_code = 1;
-        on_done(1);
         fw_server_close();
+        close_all();
     } else {
         uv_run(loop, UV_RUN_DEFAULT);
     }

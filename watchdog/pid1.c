@@ -5,7 +5,6 @@
  */
 #include "pid1.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <string.h>
 
@@ -22,8 +21,6 @@ static int interrupts;
 
 static void on_signal(uv_signal_t *h, int sig)
 {
-    pid_t to;
-
     (void)h;
     switch (sig) {
     case SIGTERM:
@@ -38,14 +35,10 @@ static void on_signal(uv_signal_t *h, int sig)
         }
         return;
     default:
-        to = hooks.forward_to ? hooks.forward_to() : 0;
-        if (to <= 0) {
+        if (hooks.forward && hooks.forward(sig))
+            fw_log(FW_INFO, "forwarded signal %s", strsignal(sig));
+        else
             fw_log(FW_INFO, "ignoring signal %s", strsignal(sig));
-            return;
-        }
-        if (kill(-to, sig) < 0 && errno != ESRCH)
-            fw_log(FW_ERROR, "forward %s: %s", strsignal(sig),
-                   strerror(errno));
     }
 }
 

@@ -13,9 +13,9 @@ struct fw_pid1_hooks {
     void (*on_stop)(bool skip_wait);
     /* A second SIGINT: stop now. */
     void (*on_force)(void);
-    /* SIGHUP, SIGQUIT, SIGUSR1/2, SIGWINCH: the process group to pass
-     * them to, or 0 to ignore them (fork modes). */
-    pid_t (*forward_to)(void);
+    /* SIGHUP, SIGQUIT, SIGUSR1/2, SIGWINCH: passes sig on and returns
+     * true, or returns false to have it ignored (fork modes). */
+    bool (*forward)(int sig);
 };
 
 /* Installs the handlers on loop; SIGPIPE is ignored. Returns 0 or

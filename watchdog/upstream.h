@@ -1,0 +1,71 @@
+/* upstream.h - http mode's long-lived function processes: started once
+ * (http_workers copies), their output relayed to the log, readiness
+ * polled, restarted or mourned when they die, stopped after the drain.
+ */
+#ifndef FW_UPSTREAM_H
+#define FW_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "proc.h"
+
+struct fw_upconn;
+
+struct fw_worker {
+    int index;                   /* 0 .. http_workers-1 */
+    int port;                    /* upstream_url port + index */
+    struct sockaddr_storage addr; /* where its server listens */
+    bool ready;                  /* accepts connections */
+    bool running;                /* its process is alive */
+    int outstanding;             /* requests in flight to it */
+    struct fw_upconn *idle;      /* keep-alive connections, proxy's */
+
+    struct fw_proc proc;         /* the process, its own group */
+    uv_pipe_t in;                /* its stdin: open, never written */
+    uv_pipe_t out;               /* its stdout, relayed */
+    uv_pipe_t err;               /* its stderr, relayed */
+    struct fw_lines out_lines;
+    struct fw_lines err_lines;
+    uv_timer_t timer;            /* readiness polls, restart back-off */
+    uv_tcp_t probe;              /* readiness connect */
+    uv_connect_t probe_req;
+    bool probing;                /* probe handle open */
+    unsigned restarts;           /* in a row, for the back-off */
+};
+
+/* Parses upstream_url, resolves its host, starts every worker. on_ready
+ * runs each time a worker starts accepting connections; on_fatal when
+ * the function is gone for good (spec 6.1: health 503, drain, exit 1).
+ * Returns 0, or -errno after logging why. */
+int fw_upstream_start(uv_loop_t *loop, const struct fw_config *cfg,
+                      void (*on_ready)(void), void (*on_fatal)(void));
+
+/* The ready worker with the fewest requests in flight, or NULL. */
+struct fw_worker *fw_upstream_pick(void);
+
+/* All workers, ready or not: count and the i-th. */
+size_t fw_upstream_count(void);
+struct fw_worker *fw_upstream_worker(size_t i);
+
+/* Workers ready now. */
+size_t fw_upstream_ready(void);
+
+/* The path of upstream_url ("" or "/base"), prefixed to every target. */
+const char *fw_upstream_base(void);
+
+/* "host:port" of upstream_url, for requests that carry no Host. */
+const char *fw_upstream_host(void);
+
+/* Sends sig to every worker's process group. */
+void fw_upstream_signal(int sig);
+
+/* After the drain: SIGTERM to every worker, SIGKILL after 10 s, then
+ * on_stopped once all have exited and every handle is closed. */
+void fw_upstream_stop(void (*on_stopped)(void));
+
+#endif
