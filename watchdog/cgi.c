@@ -18,7 +18,7 @@
 static bool reserved(const char *canon)
 {
     static const char *const names[] = {
-        "Method", "Path", "Query", "Transfer-Encoding", "Host",
+        "Method", "Path", "Query", "Transfer_Encoding", "Host",
         "Contentlength",
     };
     size_t i;
@@ -63,24 +63,35 @@ static bool defined(const struct fw_buf *store, const char *name,
 
 static int add_headers(struct fw_env *env, const struct fw_request *r)
 {
-    char name[FW_NAME_MAX + 5] = "Http_";
+    char small[FW_NAME_MAX + 6] = "Http_";
+    char *name = small;
     size_t i, j;
 
     for (i = 0; i < r->n_headers; i++) {
         const struct fw_header *h = &r->headers[i];
 
-        if (h->name_len == 0 || h->name_len > FW_NAME_MAX)
+        if (h->name_len == 0)
             continue;
+        if (h->name_len > FW_NAME_MAX) {
+            /* Rare and long: a buffer of its own. */
+            name = malloc(h->name_len + 6);
+            if (name == NULL)
+                return -ENOMEM;
+            memcpy(name, "Http_", 5);
+        }
         fw_http_canonical(h->name, h->name_len, name + 5);
         name[5 + h->name_len] = '\0';
-        if (reserved(name + 5))
-            continue;
         for (j = 5; j < 5 + h->name_len; j++)
             if (name[j] == '-')
                 name[j] = '_';
-        if (defined(&env->store, name, 5 + h->name_len))
-            continue;    /* Go keeps the first value only */
-        add(env, name, 5 + h->name_len, h->value, h->value_len);
+        /* reserved(), then Go's rule: the first value only. */
+        if (!reserved(name + 5) &&
+            !defined(&env->store, name, 5 + h->name_len))
+            add(env, name, 5 + h->name_len, h->value, h->value_len);
+        if (name != small) {
+            free(name);
+            name = small;
+        }
     }
     return env->store.failed ? -ENOMEM : 0;
 }

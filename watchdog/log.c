@@ -163,7 +163,9 @@ void fw_lines_feed(struct fw_lines *l, const char *p, size_t len)
             keep_part(l, p, len);
             return;
         }
-        emit_joined(l, p, take);
+        /* Go's bounded relay (bufio.ScanLines) drops the \r of CRLF. */
+        emit_joined(l, p, take > 0 && l->max_line && p[take - 1] == '\r'
+                              ? take - 1 : take);
         p += take + 1;
         len -= take + 1;
     }

@@ -12,6 +12,7 @@
  */
 #include "proc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -281,10 +282,13 @@ int fw_proc_resolve(const char *name, char *out, size_t out_len)
         return search_path(name, out, out_len);
     err = check_file(name);
     if (err < 0) {
-        snprintf(out, out_len, "fork/exec %s: %s", name,
-                 err == -ENOENT ? "no such file or directory"
-                                : err == -EACCES ? "permission denied"
-                                                 : strerror(-err));
+        /* Go's errno texts are glibc's in lower case. */
+        int n = snprintf(out, out_len, "fork/exec %s: %s", name,
+                         strerror(-err));
+        size_t i = n > 0 ? strlen(out) - strlen(strerror(-err)) : 0;
+
+        for (; n > 0 && out[i]; i++)
+            out[i] = (char)tolower((unsigned char)out[i]);
         return err;
     }
     snprintf(out, out_len, "%s", name);
@@ -310,8 +314,22 @@ static const char *signal_name(int sig)
     case SIGPIPE: return "broken pipe";
     case SIGALRM: return "alarm clock";
     case SIGTERM: return "terminated";
+    case SIGSTKFLT: return "stack fault";
+    case SIGCHLD: return "child exited";
+    case SIGCONT: return "continued";
+    case SIGSTOP: return "stopped (signal)";
+    case SIGTSTP: return "stopped";
+    case SIGTTIN: return "stopped (tty input)";
+    case SIGTTOU: return "stopped (tty output)";
+    case SIGURG: return "urgent I/O condition";
     case SIGXCPU: return "CPU time limit exceeded";
     case SIGXFSZ: return "file size limit exceeded";
+    case SIGVTALRM: return "virtual timer expired";
+    case SIGPROF: return "profiling timer expired";
+    case SIGWINCH: return "window changed";
+    case SIGIO: return "I/O possible";
+    case SIGPWR: return "power failure";
+    case SIGSYS: return "bad system call";
     default: return NULL;
     }
 }
@@ -325,10 +343,13 @@ bool fw_proc_describe(int status, char *out, size_t out_len)
     } else if (WIFSIGNALED(status)) {
         const char *name = signal_name(WTERMSIG(status));
 
+        const char *core = WCOREDUMP(status) ? " (core dumped)" : "";
+
         if (name)
-            snprintf(out, out_len, "signal: %s", name);
+            snprintf(out, out_len, "signal: %s%s", name, core);
         else
-            snprintf(out, out_len, "signal: signal %d", WTERMSIG(status));
+            snprintf(out, out_len, "signal: signal %d%s", WTERMSIG(status),
+                     core);
     } else {
         snprintf(out, out_len, "wait status %d", status);
     }

@@ -447,9 +447,13 @@ static void reader_start(struct reader *r, int fd)
 /* Runs the loop until cond(arg) holds or the deadline passes. */
 static bool run_until(bool (*cond)(void *), void *arg)
 {
-    while (!cond(arg) && !timed_out)
+    for (;;) {
+        if (cond(arg))
+            return true;
+        if (timed_out)
+            return false;
         uv_run(&loop, UV_RUN_ONCE);
-    return cond(arg);
+    }
 }
 
 static bool has_exited(void *arg)
@@ -500,8 +504,8 @@ static bool is_gone(void *arg)
     return !proc_stat(*(pid_t *)arg, &state, &ppid);
 }
 
-/* Our children that are zombies right now. */
-static int zombie_children(void)
+/* Our children right now: all of them, or only the zombies. */
+static int children(bool zombies_only)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
@@ -515,17 +519,17 @@ static int zombie_children(void)
         if (!isdigit((unsigned char)e->d_name[0]))
             continue;
         if (proc_stat(atoi(e->d_name), &state, &ppid) && ppid == getpid() &&
-            state == 'Z')
+            (!zombies_only || state == 'Z'))
             n++;
     }
     closedir(d);
     return n;
 }
 
-static bool no_zombie_children(void *arg)
+static bool no_children(void *arg)
 {
     (void)arg;
-    return zombie_children() == 0;
+    return children(false) == 0;
 }
 
 static pid_t first_line_pid(const struct reader *r)
@@ -556,7 +560,7 @@ START_TEST(exit_status_reaches_on_exit_exactly_once)
     ck_assert(WIFEXITED(c.status));
     ck_assert_int_eq(WEXITSTATUS(c.status), 3);
     ck_assert_uint_eq(fw_proc_count(), 0);
-    ck_assert(run_until(no_zombie_children, NULL));
+    ck_assert(run_until(no_children, NULL));
     finish();
     ck_assert_int_eq(c.exits, 1);
 }
@@ -801,7 +805,7 @@ START_TEST(failed_exec_is_reported_and_leaves_no_zombie)
     ck_assert_int_eq(spawn(&c, plain, -1, -1, -1), -EACCES);
     unlink(path);
     ck_assert_uint_eq(fw_proc_count(), 0);
-    ck_assert(run_until(no_zombie_children, NULL));
+    ck_assert(run_until(no_children, NULL));
     ck_assert_int_eq(c.exits, 0);
     finish();
 }
@@ -837,7 +841,7 @@ START_TEST(orphaned_grandchild_is_adopted_and_reaped)
     close(in[1]);
     ck_assert(run_until(is_gone, &gpid));
     ck_assert(run_until(has_eof, &ro));
-    ck_assert_int_eq(zombie_children(), 0);
+    ck_assert_int_eq(children(true), 0);
     ck_assert_int_eq(c.exits, 1);
     ck_assert_uint_eq(fw_proc_count(), 0);
     finish();
@@ -860,7 +864,7 @@ START_TEST(forgotten_child_is_reaped_silently)
     ck_assert_uint_eq(fw_proc_count(), 0);
     close(in[1]);
     ck_assert(run_until(is_gone, &pid));
-    ck_assert_int_eq(zombie_children(), 0);
+    ck_assert_int_eq(children(true), 0);
     finish();
     ck_assert_int_eq(c.exits, 0);
 }
@@ -889,7 +893,7 @@ START_TEST(kill_group_kills_the_grandchildren)
     ck_assert_int_eq(WTERMSIG(c.status), SIGKILL);
     ck_assert(run_until(is_gone, &gpid));
     ck_assert(run_until(has_eof, &ro));
-    ck_assert_int_eq(zombie_children(), 0);
+    ck_assert_int_eq(children(true), 0);
     finish();
     fw_buf_release(&ro.got);
 }
