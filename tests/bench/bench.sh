@@ -15,7 +15,8 @@ SECS=${BENCH_SECONDS:-5}
 PORT=18380
 TMP=$(mktemp -d)
 FW_PID=
-trap 'stop_fw; rm -rf "$TMP"' EXIT INT TERM
+BG=
+trap 'stop_fw; [ -z "$BG" ] || kill $BG 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
 
 mkdir -p "$OUT"
 if [ ! -f "$SHARED/spawnrate.c" ]; then
@@ -24,10 +25,12 @@ if [ ! -f "$SHARED/spawnrate.c" ]; then
 fi
 cc -O2 -o "$OUT/spawnrate" "$SHARED/spawnrate.c" -lpthread
 cc -O2 -o "$OUT/firstok" "$HERE/firstok.c"
+cc -O2 -o "$OUT/upstream" "$SHARED/upstream.c" -lpthread
 
 # ---- helpers ---------------------------------------------------------
 start_fw() {    # start_fw VAR=VALUE... : the watchdog on $PORT
-    env -i PATH="$PATH" TMPDIR="$TMP" port=$PORT metrics_port=0 "$@" \
+    env -i PATH="$PATH" TMPDIR="$TMP" port=$PORT metrics_port=0 \
+        healthcheck_interval=0 "$@" \
         "$FW" >"$TMP/fw.log" 2>&1 &
     FW_PID=$!
     i=0
@@ -52,9 +55,9 @@ status_kib() {  # status_kib PID FIELD
 spawn_ceiling() {   # spawn_ceiling THREADS
     "$OUT/spawnrate" -t "$1" -s "$SECS" | sed 's/.*rate=\([0-9.]*\).*/\1/'
 }
-wrk_run() {     # wrk_run CONNS URL -> "reqs req/s p50 p99" (ms)
+wrk_run() {     # wrk_run CONNS URL [SCRIPT] -> "reqs req/s p50 p99 non2xx"
     wrk -t "$(($1 < 2 ? 1 : 2))" -c "$1" -d "${SECS}s" --latency \
-        -s "$HERE/post64.lua" "$2" >"$TMP/wrk.txt"
+        ${3:+-s "$3"} "$2" >"$TMP/wrk.txt"
     awk '
         / requests in / { n = $1 }
         /^Requests\/sec/ { r = $2 }
@@ -70,12 +73,12 @@ echo "bench: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, ${SECS}s per run"
 
 ceil1=$(spawn_ceiling 1)
 start_fw fprocess=cat
-set -- $(wrk_run 1 "http://127.0.0.1:$PORT/")
+set -- $(wrk_run 1 "http://127.0.0.1:$PORT/" "$HERE/post64.lua")
 c1_n=$1 c1_rps=$2 c1_p50=$3 c1_p99=$4 c1_bad=$5
 
 ceil2=$(spawn_ceiling 2)
 cpu0=$(cpu_ns "$FW_PID")
-set -- $(wrk_run 16 "http://127.0.0.1:$PORT/")
+set -- $(wrk_run 16 "http://127.0.0.1:$PORT/" "$HERE/post64.lua")
 c16_n=$1 c16_rps=$2 c16_p50=$3 c16_p99=$4 c16_bad=$5
 cpu1=$(cpu_ns "$FW_PID")
 cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$c16_n" \
@@ -98,8 +101,47 @@ stream_mibs=$(awk -v t="$((t1 - t0))" \
 
 first=$(for i in 1 2 3 4 5 6 7; do
     env -i PATH="$PATH" TMPDIR="$TMP" port=$PORT metrics_port=0 \
+        healthcheck_interval=0 \
         fprocess=cat "$OUT/firstok" "$PORT" "$FW" 2>/dev/null
 done | sort -n | sed -n 4p)
+
+# ---- http mode -------------------------------------------------------
+wait_port() {
+    i=0
+    until curl -s -o /dev/null "http://127.0.0.1:$1/"; do
+        i=$((i + 1)); [ $i -lt 200 ] || { echo "bench: port $1 silent" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+UP=$((PORT + 1)) NGX=$((PORT + 2)) FWUP=$((PORT + 3))
+"$OUT/upstream" "$UP" >/dev/null 2>&1 &
+BG="$BG $!"
+wait_port "$UP"
+set -- $(wrk_run 1 "http://127.0.0.1:$UP/"); d1_rps=$2 d1_p50=$3
+set -- $(wrk_run 64 "http://127.0.0.1:$UP/"); d64_rps=$2 d64_p50=$3
+
+start_fw mode=http "upstream_url=http://127.0.0.1:$FWUP" \
+    "fprocess=$OUT/upstream $FWUP"
+set -- $(wrk_run 1 "http://127.0.0.1:$PORT/"); h1_rps=$2 h1_p50=$3 h1_p99=$4
+cpu0=$(cpu_ns "$FW_PID")
+set -- $(wrk_run 64 "http://127.0.0.1:$PORT/")
+h64_n=$1 h64_rps=$2 h64_p50=$3 h64_p99=$4 h64_bad=$5
+cpu1=$(cpu_ns "$FW_PID")
+h_cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$h64_n" \
+    'BEGIN { printf "%.1f", (b - a) / 1000 / n }')
+stop_fw
+
+ngx_rps1=- ngx_rps64=- ngx_p50=-
+if command -v nginx >/dev/null 2>&1; then
+    mkdir -p "$TMP/nginx-body" "$TMP/nginx-proxy"
+    sed -e "s|@TMP@|$TMP|g" -e "s|@PORT@|$NGX|" -e "s|@UPSTREAM@|$UP|" \
+        "$HERE/nginx.conf.in" >"$TMP/nginx.conf"
+    nginx -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" &
+    BG="$BG $!"
+    wait_port "$NGX"
+    set -- $(wrk_run 1 "http://127.0.0.1:$NGX/"); ngx_rps1=$2 ngx_p50=$3
+    set -- $(wrk_run 64 "http://127.0.0.1:$NGX/"); ngx_rps64=$2
+fi
 
 # ---- the table -------------------------------------------------------
 echo
@@ -122,3 +164,14 @@ row "idle RSS" "${idle_rss} KiB" "" "" "7.5-8 MiB" "<= 1024 KiB"
 row "exec to first 200 on /_/health" "${first} us" "" "" "4.0-4.8 ms" \
     "<= 1000 us"
 [ "$c1_bad$c16_bad" = 00 ] || echo "bench: non-2xx answers: c=1 $c1_bad, c=16 $c16_bad"
+row "http mode c=1 (req/s)" "$h1_rps" "$d1_rps direct" \
+    "$(pct "$h1_rps" "$d1_rps")" "29% of direct" ">= 80%"
+row "  p50 c=1: proxy / direct / nginx" "$h1_p50" "$d1_p50 / $ngx_p50" "" \
+    "+195 us" "<= +25 us"
+row "http mode c=64 (req/s)" "$h64_rps" "$d64_rps direct" \
+    "$(pct "$h64_rps" "$d64_rps")" "12% of direct" ">= 85%"
+row "nginx proxy c=1 / c=64 (req/s)" "$ngx_rps1 / $ngx_rps64" "" \
+    "$(pct "$ngx_rps64" "$d64_rps")" "" "fw >= nginx"
+row "watchdog CPU per proxied request" "${h_cpu} us" "" "" "110 us" \
+    "<= 15 us"
+[ "$h64_bad" = 0 ] || echo "bench: http mode non-2xx answers: $h64_bad"
