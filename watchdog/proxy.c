@@ -62,6 +62,8 @@ struct preq {
     bool stream;                 /* event stream: deadline ends at head */
     bool retried;                /* one retry spent */
     bool finished;               /* preq_finish ran */
+    bool upgrade;                /* the client asked for Upgrade */
+    bool tunnel;                 /* 101 answered: bytes both ways */
 };
 
 struct up_write {
@@ -297,10 +299,14 @@ static void build_head(struct preq *pr, struct fw_buf *b)
     for (i = 0; i < r->n_headers; i++) {
         const struct fw_header *h = &r->headers[i];
 
-        if (hop_by_hop(h->name, h->name_len) ||
-            fw_http_name_is(h->name, h->name_len, "Content-Length") ||
-            connection_lists(r->headers, r->n_headers, h->name,
-                             h->name_len))
+        bool keep = pr->upgrade &&
+                    fw_http_name_is(h->name, h->name_len, "Upgrade");
+
+        if (!keep && (hop_by_hop(h->name, h->name_len) ||
+                      fw_http_name_is(h->name, h->name_len,
+                                      "Content-Length") ||
+                      connection_lists(r->headers, r->n_headers, h->name,
+                                       h->name_len)))
             continue;
         has_host |= fw_http_name_is(h->name, h->name_len, "Host");
         fw_buf_append(b, h->name, h->name_len);
@@ -317,6 +323,8 @@ static void build_head(struct preq *pr, struct fw_buf *b)
                        r->content_length);
     else if (r->chunked)
         fw_buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
+    if (pr->upgrade)
+        fw_buf_append(b, "Connection: Upgrade\r\n", 21);
     fw_buf_append(b, "\r\n", 2);
 }
 
@@ -420,6 +428,17 @@ static void upstream_failed(struct fw_upconn *uc, int err)
     fail(pr, 500);
 }
 
+static void tunnel_to_client(struct fw_upconn *uc, const char *p,
+                             size_t len)
+{
+    struct fw_request *r = uc->pr->r;
+
+    if (fw_response_write_copy(r, p, len) < 0)
+        return;    /* the server aborts: on_abort follows */
+    if (fw_response_busy(r))
+        uv_read_stop((uv_stream_t *)&uc->tcp);
+}
+
 static void on_up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)h;
@@ -439,6 +458,19 @@ static void on_up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         upconn_close(uc);
         return;
     }
+    if (uc->pr->tunnel) {
+        struct fw_request *r = uc->pr->r;
+
+        if (n < 0) {
+            /* The upstream closed its side: so does the client's. */
+            preq_finish(uc->pr, false);
+            if (r)
+                fw_response_end(r);
+        } else if (r) {
+            tunnel_to_client(uc, buf->base, (size_t)n);
+        }
+        return;
+    }
     if (n < 0) {
         if (n == UV_EOF && uc->got_bytes) {
             /* A body delimited by the close ends here. */
@@ -452,6 +484,12 @@ static void on_up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     uc->got_bytes = true;
     done = http_parser_execute(&uc->parser, &up_settings, buf->base,
                                (size_t)n);
+    if (uc->pr && uc->pr->tunnel) {
+        /* What followed the 101 head is already tunnel data. */
+        if (done < (size_t)n && uc->pr->r)
+            tunnel_to_client(uc, buf->base + done, (size_t)n - done);
+        return;
+    }
     if (uc->pr && !uc->done && HTTP_PARSER_ERRNO(&uc->parser) != HPE_OK &&
         HTTP_PARSER_ERRNO(&uc->parser) != HPE_PAUSED) {
         fw_log(FW_INFO, "upstream sent a bad response: %s",
@@ -588,7 +626,7 @@ static int on_up_value(http_parser *p, const char *at, size_t len)
 /* Copies the upstream's headers, minus hop-by-hop ones, into hdrs as
  * NUL-terminated strings in store. Returns how many. */
 static size_t pass_headers(struct fw_upconn *uc, struct fw_hdr *hdrs,
-                           size_t max, struct fw_buf *store)
+                           size_t max, struct fw_buf *store, bool upgrade)
 {
     const struct header_off *o = (const void *)uc->offsets.data;
     size_t i, n = 0, count = uc->offsets.len / sizeof(*o);
@@ -603,11 +641,14 @@ static size_t pass_headers(struct fw_upconn *uc, struct fw_hdr *hdrs,
                                       base + o[i].value, o[i].value_len };
     for (i = 0; i < count && n < max; i++) {
         const struct fw_header *h = &list[i];
+        bool keep = upgrade && fw_http_name_is(h->name, h->name_len,
+                                               "Upgrade");
 
-        if (hop_by_hop(h->name, h->name_len) ||
-            fw_http_name_is(h->name, h->name_len, "Content-Length") ||
-            fw_http_name_is(h->name, h->name_len, "Date") ||
-            connection_lists(list, count, h->name, h->name_len))
+        if (!keep && (hop_by_hop(h->name, h->name_len) ||
+                      fw_http_name_is(h->name, h->name_len,
+                                      "Content-Length") ||
+                      fw_http_name_is(h->name, h->name_len, "Date") ||
+                      connection_lists(list, count, h->name, h->name_len)))
             continue;
         at[2 * n] = store->len;
         fw_buf_append(store, h->name, h->name_len);
@@ -633,7 +674,9 @@ static int on_up_headers(http_parser *p)
     size_t n;
     int64_t len;
 
-    if (p->status_code / 100 == 1) {
+    bool upgrade = pr && pr->upgrade && p->status_code == 101;
+
+    if (p->status_code / 100 == 1 && !upgrade) {
         /* 100 Continue and friends: the real head follows. */
         uc->interim = true;
         return 0;
@@ -641,9 +684,19 @@ static int on_up_headers(http_parser *p)
     if (pr == NULL || pr->r == NULL)
         return -1;
     fw_buf_init(&store, 0);
-    n = pass_headers(uc, hdrs, FW_MAX_HEADERS, &store);
+    n = pass_headers(uc, hdrs, FW_MAX_HEADERS - 1, &store, upgrade);
     duration(pr->r, secs, sizeof(secs));
     hdrs[n++] = (struct fw_hdr){ "X-Duration-Seconds", secs };
+    if (upgrade) {
+        /* Spec 6.3: a 101 turns both connections into one tunnel. */
+        hdrs[n++] = (struct fw_hdr){ "Connection", "Upgrade" };
+        pr->responded = pr->tunnel = true;
+        uv_timer_stop(&pr->deadline);
+        fw_response_head(pr->r, 101, hdrs, n, -1);
+        fw_buf_release(&store);
+        fw_request_tunnel(pr->r);
+        return 0;
+    }
     len = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
     pr->responded = true;
     if (pr->stream)
@@ -681,6 +734,8 @@ static int on_up_complete(http_parser *p)
         fw_buf_reset(&uc->offsets);
         return 0;
     }
+    if (pr && pr->tunnel)
+        return 0;    /* http-parser stops here; the tunnel goes on */
     uc->done = true;
     if (pr == NULL)
         return -1;
@@ -739,6 +794,8 @@ static void on_head(struct fw_request *r)
     uv_timer_init(px.loop, &pr->deadline);
     pr->deadline.data = pr;
     pr->stream = is_stream(r);
+    pr->upgrade = fw_request_header(r, "Upgrade") != NULL &&
+                  connection_lists(r->headers, r->n_headers, "Upgrade", 7);
     pr->buffering = px.cfg->http_buffer_req_body && r->chunked;
     ms = timeout_ms(r);
     if (ms > 0)
@@ -764,7 +821,9 @@ static void on_body(struct fw_request *r, const char *p, size_t len)
     }
     if (pr->uc == NULL || len == 0)
         return;
-    if (pr->chunked_up) {
+    if (pr->tunnel) {
+        err = up_write(pr->uc, p, len, NULL, 0);
+    } else if (pr->chunked_up) {
         n = snprintf(frame, sizeof(frame), "%zx\r\n", len);
         err = up_write(pr->uc, frame, (size_t)n, p, len);
         if (err == 0)

@@ -76,6 +76,7 @@ struct fw_conn {
     bool keep_alive;             /* connection survives the response */
     bool closing;                /* conn_close or shutdown started */
     bool lingering;              /* shut down, dropping what arrives */
+    bool tunnel;                 /* after 101: raw bytes both ways */
 
     /* The response: head formatted lazily so a body that is complete
      * before the first write can go out with Content-Length. */
@@ -385,7 +386,9 @@ static int format_head(struct fw_conn *c, const struct fw_hdr *hdrs,
     }
     if (srv.no_keepalive)
         c->keep_alive = false;
-    if (!c->keep_alive)
+    if (c->status == 101)
+        c->keep_alive = false;    /* the handler sent Connection: Upgrade */
+    else if (!c->keep_alive)
         fw_buf_append(b, "Connection: close\r\n", 19);
     else if (c->req.http_minor == 0)
         fw_buf_append(b, "Connection: keep-alive\r\n", 24);
@@ -413,7 +416,8 @@ int fw_response_write(struct fw_request *r, char *owned, const char *p,
     struct fw_conn *c = r->conn;
     int err;
 
-    if (r->head_only || no_body_status(c->status) || len == 0) {
+    if (len == 0 || (!c->tunnel && (r->head_only ||
+                                    no_body_status(c->status)))) {
         free(owned);
         return 0;
     }
@@ -428,7 +432,7 @@ int fw_response_write_copy(struct fw_request *r, const char *p, size_t len)
 {
     char *copy;
 
-    if (len == 0 || r->head_only)
+    if (len == 0 || (r->head_only && !r->conn->tunnel))
         return 0;
     copy = malloc(len);
     if (copy == NULL)
@@ -1137,7 +1141,9 @@ static void feed(struct fw_conn *c)
 
 static void pump(struct fw_conn *c)
 {
-    if (!c->in_feed && !c->closing)
+    if (c->tunnel)
+        update_reading(c);
+    else if (!c->in_feed && !c->closing)
         feed(c);
 }
 
@@ -1188,7 +1194,11 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     struct fw_conn *c = s->data;
 
     (void)buf;
-    if (n > 0) {
+    if (n > 0 && c->tunnel) {
+        if (c->handler)
+            c->handler->on_body(&c->req, c->rbuf + c->rlen, (size_t)n);
+        return;
+    } else if (n > 0) {
         if (c->lingering)
             return;
         c->rlen += (size_t)n;
@@ -1203,6 +1213,26 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             fw_log(FW_DEBUG, "client read: %s", uv_strerror((int)n));
         conn_close(c);
     }
+}
+
+int fw_request_tunnel(struct fw_request *r)
+{
+    struct fw_conn *c = r->conn;
+
+    c->tunnel = true;
+    c->keep_alive = false;
+    uv_timer_stop(&c->write_timer);    /* a tunnel lasts as long as it may */
+    uv_timer_stop(&c->read_timer);
+    if (c->rpos < c->rlen && c->handler) {
+        /* Bytes the client sent after its head belong to the tunnel. */
+        size_t at = c->rpos;
+
+        c->rpos = c->rlen;
+        c->handler->on_body(r, c->rbuf + at, c->rlen - at);
+    }
+    c->rpos = c->rlen = 0;
+    update_reading(c);
+    return 0;
 }
 
 int fw_request_forward(struct fw_request *r, const struct fw_handler *h,

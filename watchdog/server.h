@@ -119,6 +119,12 @@ const struct fw_header *fw_request_header(const struct fw_request *r,
 int fw_request_forward(struct fw_request *r, const struct fw_handler *h,
                        const char *target);
 
+/* After a 101 head: the connection becomes a byte tunnel. Bytes from
+ * the client arrive through on_body (back-pressure with
+ * fw_request_pause), fw_response_write sends raw bytes, the client's
+ * close comes as on_abort and fw_response_end closes the connection. */
+int fw_request_tunnel(struct fw_request *r);
+
 /* Stops / resumes delivery of body bytes (back-pressure towards the
  * client: the socket is not read meanwhile). */
 void fw_request_pause(struct fw_request *r);
