@@ -283,12 +283,14 @@ int fw_proc_resolve(const char *name, char *out, size_t out_len)
     err = check_file(name);
     if (err < 0) {
         /* Go's errno texts are glibc's in lower case. */
-        int n = snprintf(out, out_len, "fork/exec %s: %s", name,
-                         strerror(-err));
-        size_t i = n > 0 ? strlen(out) - strlen(strerror(-err)) : 0;
+        const char *msg = strerror(-err);
+        int n = snprintf(out, out_len, "fork/exec %s: ", name);
+        size_t at = n < 0 ? out_len : (size_t)n, i;
 
-        for (; n > 0 && out[i]; i++)
-            out[i] = (char)tolower((unsigned char)out[i]);
+        for (i = 0; msg[i] && at + 1 < out_len; i++)
+            out[at++] = (char)tolower((unsigned char)msg[i]);
+        if (at < out_len)
+            out[at] = '\0';
         return err;
     }
     snprintf(out, out_len, "%s", name);
