@@ -83,8 +83,9 @@ test check: deps
 	@$(MAKE) --no-print-directory unit integration
 
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do \
-	    echo "== $$t"; $(TEST_WRAPPER) $$t; done
+	@failed=""; for t in $(UNIT_BINS); do \
+	    echo "== $$t"; $(TEST_WRAPPER) $$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "unit tests failed:$$failed"; exit 1; fi
 
 integration: $(BUILD)/fwatchdog
 	FWATCHDOG=$(CURDIR)/$(BUILD)/fwatchdog FW_WRAPPER="$(FW_WRAPPER)" \
