@@ -21,13 +21,25 @@ void fw_log_init(enum fw_log_level level)
     min_level = level;
 }
 
+/* "YYYY/MM/DD HH:MM:SS ", formatted once a second (a line per request
+ * would otherwise pay localtime and strftime each time). */
 static size_t stamp(char *out, size_t len)
 {
-    struct tm tm;
+    static time_t at = -1;
+    static char text[32];
+    static size_t text_len;
     time_t now = time(NULL);
+    struct tm tm;
 
-    localtime_r(&now, &tm);
-    return strftime(out, len, "%Y/%m/%d %H:%M:%S ", &tm);
+    if (now != at) {
+        localtime_r(&now, &tm);
+        text_len = strftime(text, sizeof(text), "%Y/%m/%d %H:%M:%S ", &tm);
+        at = now;
+    }
+    if (text_len >= len)
+        return 0;
+    memcpy(out, text, text_len + 1);
+    return text_len;
 }
 
 /* Writes all of iov, retrying on EINTR and short writes. A log that

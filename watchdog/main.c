@@ -17,6 +17,7 @@
 #include "proxy.h"
 #include "runner.h"
 #include "server.h"
+#include "static.h"
 #include "upstream.h"
 
 #ifndef FW_VERSION
@@ -156,6 +157,18 @@ static void on_upstream_fatal(void)
     fw_health_shutdown(true, 1, NULL, on_done);
 }
 
+static const struct fw_handler *function_handler(void)
+{
+    switch (cfg.mode) {
+    case FW_MODE_HTTP:
+        return &fw_proxy_handler;
+    case FW_MODE_STATIC:
+        return &fw_static_handler;
+    default:
+        return &fw_runner_handler;
+    }
+}
+
 static int start_serving(uv_loop_t *loop)
 {
     struct fw_server_config scfg = {
@@ -167,18 +180,18 @@ static int start_serving(uv_loop_t *loop)
         .log_requests = true,
         .log_callid = cfg.log_callid,
         .log_reason = cfg.mode == FW_MODE_HTTP,
-        .function = cfg.mode == FW_MODE_HTTP ? &fw_proxy_handler
-                                             : &fw_runner_handler,
+        .function = function_handler(),
         .probes = &fw_health_handler,
     };
     int err;
 
     if (cfg.mode == FW_MODE_STATIC) {
-        fw_log(FW_ERROR, "mode: \"%s\" is not available in this build",
-               fw_mode_name(cfg.mode));
-        return -ENOTSUP;
+        err = fw_static_init(&cfg);    /* logs its own line */
+        if (err < 0)
+            return err;
+    } else {
+        err = fw_runner_init(loop, &cfg);
     }
-    err = fw_runner_init(loop, &cfg);
     if (err < 0) {
         fw_log(FW_ERROR, "fwatchdog: %s", uv_strerror(err));
         return err;
@@ -239,7 +252,7 @@ int main(int argc, char **argv)
         fw_log(FW_ERROR, "fwatchdog: cannot install signal handlers");
         return 1;
     }
-    fw_health_init(loop, &cfg, &fw_runner_handler);
+    fw_health_init(loop, &cfg, function_handler());
     if (start_serving(loop) < 0) {
         exit_code = 1;
         fw_server_close();
@@ -252,6 +265,7 @@ int main(int argc, char **argv)
     if (uv_loop_close(loop) != 0)
         fw_log(FW_ERROR, "warning: handles left open at exit");
     fw_runner_release();
+    fw_static_release();
     fw_config_release(&cfg);
     exit(exit_code);
 }

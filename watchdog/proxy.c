@@ -144,7 +144,11 @@ static void preq_finish(struct preq *pr, bool reuse)
 
 static void duration(const struct fw_request *r, char *out, size_t len)
 {
-    snprintf(out, len, "%.6f", (double)(uv_hrtime() - r->start_ns) / 1e9);
+    uint64_t us = (uv_hrtime() - r->start_ns) / 1000;
+
+    /* Six decimals as Go prints it, without floating point. */
+    snprintf(out, len, "%llu.%06llu", (unsigned long long)(us / 1000000),
+             (unsigned long long)(us % 1000000));
 }
 
 /* Spec 6.3: 500 when the upstream refused or reset, 504 past the

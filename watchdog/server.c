@@ -296,6 +296,26 @@ static void on_written(uv_write_t *w, int status)
     }
 }
 
+/* Drops the first done bytes of bufs[0..*n); returns the bytes left. */
+static size_t skip_written(uv_buf_t *bufs, unsigned *n, size_t done)
+{
+    unsigned i = 0, k;
+    size_t left = 0;
+
+    while (i < *n && done >= bufs[i].len)
+        done -= bufs[i++].len;
+    if (i < *n) {
+        bufs[i].base += done;
+        bufs[i].len -= done;
+    }
+    for (k = 0; i < *n; i++, k++) {
+        bufs[k] = bufs[i];
+        left += bufs[k].len;
+    }
+    *n = k;
+    return left;
+}
+
 /* Queues up to three pieces: pending head, framing and data. Takes
  * ownership of owned (also on failure). */
 static int queue_write(struct fw_conn *c, char *owned, const char *p,
@@ -338,6 +358,23 @@ static int queue_write(struct fw_conn *c, char *owned, const char *p,
         free(o);
         return 0;
     }
+    if (c->tcp.write_queue_size == 0 && c->file_fd < 0) {
+        /* Most responses fit in the socket at once: no queued copy. */
+        int done = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+
+        if (done > 0 && skip_written(bufs, &n, (size_t)done) == 0) {
+            free(o->owned);
+            free(o->head);
+            free(o);
+            return 0;
+        }
+        if (done < 0 && done != UV_EAGAIN) {
+            free(o->owned);
+            free(o->head);
+            free(o);
+            return done;
+        }
+    }
     o->req.data = c;
     err = uv_write(&o->req, (uv_stream_t *)&c->tcp, bufs, n, on_written);
     if (err < 0) {
@@ -364,9 +401,15 @@ static int format_head(struct fw_conn *c, const struct fw_hdr *hdrs,
     fw_buf_reset(b);
     fw_buf_appendf(b, "HTTP/1.1 %d %s\r\n", c->status,
                    fw_http_reason(c->status));
-    for (i = 0; i < n; i++)
-        fw_buf_appendf(b, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
-    fw_buf_appendf(b, "Date: %s\r\n", http_date());
+    for (i = 0; i < n; i++) {
+        fw_buf_append(b, hdrs[i].name, strlen(hdrs[i].name));
+        fw_buf_append(b, ": ", 2);
+        fw_buf_append(b, hdrs[i].value, strlen(hdrs[i].value));
+        fw_buf_append(b, "\r\n", 2);
+    }
+    fw_buf_append(b, "Date: ", 6);
+    fw_buf_append(b, http_date(), FW_HTTP_DATE_LEN - 1);
+    fw_buf_append(b, "\r\n", 2);
     c->out_length = length;
     c->chunked_out = false;
     c->close_delimited = false;
