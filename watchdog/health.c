@@ -27,6 +27,7 @@ static struct {
     void (*kill_rest)(void);
     void (*on_done)(int);
     int exit_code;               /* what on_done gets */
+    uint64_t settle_until;       /* failure: wait for in-flight until */
 } hs;
 
 static bool lock_present(void)
@@ -152,6 +153,17 @@ static void start_drain(uv_timer_t *t)
     fw_server_drain(on_drained);
 }
 
+/* After a failure: the listener stays open (probes see 503) until the
+ * requests in flight are done, then the usual drain. */
+static void on_settle(uv_timer_t *t)
+{
+    if (fw_server_inflight() > 0 && uv_now(hs.loop) < hs.settle_until) {
+        uv_timer_start(t, on_settle, 50, 0);
+        return;
+    }
+    start_drain(t);
+}
+
 void fw_health_shutdown(bool skip_wait, int exit_code,
                         void (*kill_rest)(void),
                         void (*on_done)(int exit_code))
@@ -173,7 +185,13 @@ void fw_health_shutdown(bool skip_wait, int exit_code,
         errno != ENOENT)
         fw_log(FW_ERROR, "remove %s: %s", hs.lock_path, strerror(errno));
     uv_ref((uv_handle_t *)&hs.timer);
-    if (wait_ms > 0) {
+    if (exit_code != 0) {
+        fw_server_stop_keepalive();
+        hs.settle_until = uv_now(hs.loop) +
+                          (uint64_t)(hs.cfg->write_timeout_ms > 0
+                                         ? hs.cfg->write_timeout_ms : 0);
+        on_settle(&hs.timer);
+    } else if (wait_ms > 0) {
         /* Keep-alive connections learn at their next response. */
         fw_server_stop_keepalive();
         uv_timer_start(&hs.timer, start_drain, (uint64_t)wait_ms, 0);

@@ -154,6 +154,7 @@ static void on_upstream_ready(void)
 /* http mode: the function's server is gone (spec 6.1). */
 static void on_upstream_fatal(void)
 {
+    fw_proxy_gone();
     fw_health_shutdown(true, 1, NULL, on_done);
 }
 

@@ -76,6 +76,7 @@ static struct {
     const struct fw_config *cfg;
     struct preq *wait_head;      /* requests held until a worker is ready */
     struct preq *wait_tail;
+    bool gone;                   /* the function's server is gone */
     char rbuf[64 * 1024];        /* upstream reads, parsed at once */
 } px;
 
@@ -545,6 +546,31 @@ static struct fw_upconn *dial(struct fw_worker *w)
     return uc;
 }
 
+static void fail_unavailable(struct preq *pr)
+{
+    struct fw_request *r = pr->r;
+    static const struct fw_hdr hdrs[] = {
+        { "X-Openfaas-Internal", "of-watchdog" },
+    };
+
+    preq_finish(pr, false);
+    if (r)
+        fw_response_send(r, 503, hdrs, 1, NULL, 0);
+}
+
+void fw_proxy_gone(void)
+{
+    px.gone = true;
+    while (px.wait_head) {
+        struct preq *pr = px.wait_head;
+
+        px.wait_head = pr->next_wait;
+        pr->waiting = false;
+        fail_unavailable(pr);
+    }
+    px.wait_tail = NULL;
+}
+
 /* Picks a worker and a connection for pr, or holds pr until a worker is
  * ready. */
 static void acquire(struct preq *pr)
@@ -552,6 +578,10 @@ static void acquire(struct preq *pr)
     struct fw_worker *w = fw_upstream_pick();
     struct fw_upconn *uc;
 
+    if (w == NULL && px.gone) {
+        fail_unavailable(pr);
+        return;
+    }
     if (w == NULL) {
         pr->waiting = true;
         pr->next_wait = NULL;

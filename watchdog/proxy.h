@@ -20,6 +20,10 @@ void fw_proxy_init(uv_loop_t *loop, const struct fw_config *cfg);
 /* Sends the requests held while no worker was ready; call when one is. */
 void fw_proxy_dispatch_waiting(void);
 
+/* The function's server is gone for good: requests waiting for it, and
+ * every later one, are answered 503. */
+void fw_proxy_gone(void);
+
 /* Closes the idle upstream connections (async), at exit. */
 void fw_proxy_close(void);
 

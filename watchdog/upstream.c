@@ -42,6 +42,7 @@ static struct {
     uv_timer_t kill_timer;       /* stop: SIGKILL after the grace */
     void (*on_stopped)(void);
     int open_handles;            /* handles still closing at stop */
+    bool closing_all;            /* stop: every worker gone, closing */
 } us;
 
 static void start_worker(struct fw_worker *w);
@@ -104,7 +105,7 @@ static int resolve(void)
 static void on_handle_closed(uv_handle_t *h)
 {
     (void)h;
-    if (--us.open_handles == 0 && us.stopping && us.on_stopped) {
+    if (--us.open_handles == 0 && us.closing_all && us.on_stopped) {
         void (*cb)(void) = us.on_stopped;
 
         us.on_stopped = NULL;
@@ -224,6 +225,24 @@ static void start_probe(uv_timer_t *t)
 
 /* ---- life and death ----------------------------------------------------- */
 
+/* Stop: every worker has exited; close what is left, then on_stopped. */
+static void close_rest(void)
+{
+    size_t i;
+
+    us.closing_all = true;
+    uv_timer_stop(&us.kill_timer);
+    us.open_handles++;    /* held while the closes below are started */
+    for (i = 0; i < us.n; i++) {
+        close_pipe(&us.workers[i].in);
+        close_pipe(&us.workers[i].out);
+        close_pipe(&us.workers[i].err);
+        close_handle(&us.workers[i].timer);
+    }
+    close_handle(&us.kill_timer);
+    on_handle_closed(NULL);
+}
+
 static void on_restart(uv_timer_t *t)
 {
     struct fw_worker *w = t->data;
@@ -249,24 +268,15 @@ static void on_worker_exit(struct fw_proc *p, int status)
     fw_proc_describe(status, why, sizeof(why));
     uv_timer_stop(&w->timer);
     if (us.stopping) {
+        size_t i;
+        int running = 0;
+
         fw_log(FW_INFO, "upstream %d stopped: %s", w->index, why);
         fw_proc_kill_group(w->proc.pid, SIGKILL);
-        if (fw_upstream_ready() == 0 && us.on_stopped) {
-            /* every worker is gone */
-            size_t i;
-            int running = 0;
-
-            for (i = 0; i < us.n; i++)
-                running += us.workers[i].running;
-            if (running == 0) {
-                uv_timer_stop(&us.kill_timer);
-                for (i = 0; i < us.n; i++) {
-                    close_pipe(&us.workers[i].in);
-                    close_handle(&us.workers[i].timer);
-                }
-                close_handle(&us.kill_timer);
-            }
-        }
+        for (i = 0; i < us.n; i++)
+            running += us.workers[i].running;
+        if (running == 0)
+            close_rest();
         return;
     }
     close_pipe(&w->in);
@@ -505,15 +515,7 @@ void fw_upstream_stop(void (*on_stopped)(void))
         running += w->running;
     }
     if (running == 0) {
-        for (i = 0; i < us.n; i++) {
-            close_pipe(&us.workers[i].in);
-            close_handle(&us.workers[i].timer);
-        }
-        close_handle(&us.kill_timer);
-        if (us.open_handles == 0 && on_stopped) {
-            us.on_stopped = NULL;
-            on_stopped();
-        }
+        close_rest();
         return;
     }
     fw_upstream_signal(SIGTERM);
