@@ -183,15 +183,15 @@ static void on_probe_closed(uv_handle_t *h)
     on_handle_closed(h);
 }
 
-static void on_probe(uv_connect_t *req, int status)
+static void probe_done(struct fw_worker *w, bool ok)
 {
-    struct fw_worker *w = req->data;
-
-    us.open_handles++;
-    uv_close((uv_handle_t *)&w->probe, on_probe_closed);
-    if (us.stopping || !w->running)
-        return;
-    if (status < 0) {
+    if (!uv_is_closing((uv_handle_t *)&w->probe)) {
+        us.open_handles++;
+        uv_close((uv_handle_t *)&w->probe, on_probe_closed);
+    }
+    if (us.stopping || !w->running || w->ready)
+        return;    /* (a cancelled probe write reports after success) */
+    if (!ok) {
         uv_timer_start(&w->timer, start_probe, FW_PROBE_MS, 0);
         return;
     }
@@ -200,6 +200,62 @@ static void on_probe(uv_connect_t *req, int status)
     fw_log(FW_INFO, "upstream %d ready on port %d", w->index, w->port);
     if (us.on_ready)
         us.on_ready();
+}
+
+static void on_probe_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct fw_worker *w = h->data;
+
+    (void)hint;
+    *buf = uv_buf_init(w->probe_status + w->probe_len,
+                       (unsigned)(sizeof(w->probe_status) - 1 -
+                                  w->probe_len));
+}
+
+/* ready_path: the worker is ready once it answers it with 2xx. */
+static void on_probe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct fw_worker *w = s->data;
+    const char *st = w->probe_status;
+
+    (void)buf;
+    if (n > 0)
+        w->probe_len += (size_t)n;
+    if (n < 0 || w->probe_len >= 12) {
+        /* "HTTP/1.1 200" */
+        probe_done(w, w->probe_len >= 12 && strncmp(st, "HTTP/1.", 7) == 0 &&
+                          st[9] == '2');
+    }
+}
+
+static void on_probe_written(uv_write_t *req, int status)
+{
+    struct fw_worker *w = req->data;
+
+    if (status < 0)
+        probe_done(w, false);
+}
+
+static void on_probe(uv_connect_t *req, int status)
+{
+    struct fw_worker *w = req->data;
+    uv_buf_t b;
+
+    if (status < 0 || us.cfg->ready_path == NULL) {
+        probe_done(w, status == 0);
+        return;
+    }
+    snprintf(w->probe_req_text, sizeof(w->probe_req_text),
+             "GET %s%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+             us.base, us.cfg->ready_path, us.hostport);
+    b = uv_buf_init(w->probe_req_text, (unsigned)strlen(w->probe_req_text));
+    w->probe_len = 0;
+    w->probe_write.data = w;
+    if (uv_write(&w->probe_write, (uv_stream_t *)&w->probe, &b, 1,
+                 on_probe_written) < 0 ||
+        uv_read_start((uv_stream_t *)&w->probe, on_probe_alloc,
+                      on_probe_read) < 0)
+        probe_done(w, false);
 }
 
 static void start_probe(uv_timer_t *t)
