@@ -232,7 +232,8 @@ static int up_write(struct fw_upconn *uc, const char *p, size_t len,
         return UV_ENOMEM;
     if (done < len) {
         memcpy(w->data, p + done, len - done);
-        memcpy(w->data + len - done, q, qlen);
+        if (qlen > 0)    /* q may be NULL then */
+            memcpy(w->data + len - done, q, qlen);
     } else {
         memcpy(w->data, q + (done - len), total - done);
     }

@@ -26,6 +26,7 @@ fi
 cc -O2 -o "$OUT/spawnrate" "$SHARED/spawnrate.c" -lpthread
 cc -O2 -o "$OUT/firstok" "$HERE/firstok.c"
 cc -O2 -o "$OUT/upstream" "$SHARED/upstream.c" -lpthread
+cc -O2 -o "$OUT/bigdl" "$HERE/bigdl.c"
 
 # ---- helpers ---------------------------------------------------------
 start_fw() {    # start_fw VAR=VALUE... : the watchdog on $PORT
@@ -143,6 +144,31 @@ if command -v nginx >/dev/null 2>&1; then
     set -- $(wrk_run 64 "http://127.0.0.1:$NGX/"); ngx_rps64=$2
 fi
 
+# 1 GiB through the proxy, and the watchdog's peak memory meanwhile.
+BIG=$((PORT + 4))
+start_fw mode=http "upstream_url=http://127.0.0.1:$BIG" \
+    "fprocess=$OUT/bigdl $BIG 1073741824"
+t0=$(date +%s%N)
+got=$(curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$PORT/")
+t1=$(date +%s%N)
+dl_hwm=$(status_kib "$FW_PID" VmHWM)
+stop_fw
+dl_mibs=$(awk -v t="$((t1 - t0))" 'BEGIN { printf "%.0f", 1024 / (t / 1e9) }')
+[ "$got" = 1073741824 ] || echo "bench: download returned $got bytes" >&2
+
+# http_workers: a single-threaded Python server, one worker and two.
+PY=$((PORT + 10))
+start_fw mode=http "upstream_url=http://127.0.0.1:$PY" \
+    "fprocess=python3 $HERE/pyhandler.py $PY"
+set -- $(wrk_run 8 "http://127.0.0.1:$PORT/"); w1_rps=$2
+stop_fw
+start_fw mode=http "upstream_url=http://127.0.0.1:$PY" http_workers=2 \
+    "fprocess=python3 $HERE/pyhandler.py"
+sleep 0.5    # the second worker
+set -- $(wrk_run 8 "http://127.0.0.1:$PORT/"); w2_rps=$2
+stop_fw
+w_ratio=$(awk -v a="$w2_rps" -v b="$w1_rps" 'BEGIN { printf "%.2fx", a / b }')
+
 # ---- the table -------------------------------------------------------
 echo
 row "metric" "fwatchdog" "reference" "ratio" "Go watchdogs" "target"
@@ -175,3 +201,8 @@ row "nginx proxy c=1 / c=64 (req/s)" "$ngx_rps1 / $ngx_rps64" "" \
 row "watchdog CPU per proxied request" "${h_cpu} us" "" "" "110 us" \
     "<= 15 us"
 [ "$h64_bad" = 0 ] || echo "bench: http mode non-2xx answers: $h64_bad"
+row "1 GiB download through the proxy" "${dl_mibs} MiB/s" "" "" "-" \
+    ">= 1024 MiB/s"
+row "  VmHWM while downloading" "${dl_hwm} KiB" "" "" "-" "<= 4096 KiB"
+row "http_workers=2 vs 1, 1-thread Python" "$w2_rps / $w1_rps" "" \
+    "$w_ratio" "n/a" ">= 1.8x"
