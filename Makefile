@@ -95,6 +95,7 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="$(SAN_FLAGS)" \
 	    LDFLAGS="-fsanitize=address,undefined" \
 	    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    FW_SANITIZED=1 \
 	    unit integration
 
 valgrind: deps

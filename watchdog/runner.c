@@ -24,7 +24,8 @@
 
 #define FW_STDIN_HIGH (256 * 1024)  /* pause the client above this */
 #define FW_STDIN_LOW (64 * 1024)    /* and resume it below this */
-#define FW_OUT_READ (64 * 1024)     /* one read of the child's output */
+#define FW_OUT_READ (256 * 1024)    /* one read of the child's output */
+#define FW_PIPE_BYTES (1024 * 1024) /* pipe buffer asked for, both ways */
 #define FW_EXIT_GRACE_MS 100        /* then kill what holds the pipes */
 #define FW_ERROR_TEXT 512
 
@@ -511,6 +512,10 @@ static int make_pipes(int in[2], int out[2], int err[2])
         goto fail;
     if (!combined() && pipe2(err, O_CLOEXEC) < 0)
         goto fail;
+    /* Bigger pipes mean fewer wake-ups per MiB streamed; the kernel may
+     * refuse (pipe-max-size, pipe-user-pages-soft): the default works. */
+    fcntl(in[1], F_SETPIPE_SZ, FW_PIPE_BYTES);
+    fcntl(out[0], F_SETPIPE_SZ, FW_PIPE_BYTES);
     return 0;
 
 fail:
