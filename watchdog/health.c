@@ -66,30 +66,8 @@ static void on_probe(struct fw_request *r)
     }
 }
 
-static void ignore_body(struct fw_request *r, const char *p, size_t len)
-{
-    (void)r;
-    (void)p;
-    (void)len;
-}
-
-static void ignore(struct fw_request *r)
-{
-    (void)r;
-}
-
-static void ignore_abort(struct fw_request *r, enum fw_abort why)
-{
-    (void)r;
-    (void)why;
-}
-
 const struct fw_handler fw_health_handler = {
     .on_head = on_probe,
-    .on_body = ignore_body,
-    .on_body_end = ignore,
-    .on_drain = ignore,
-    .on_abort = ignore_abort,
 };
 
 void fw_health_init(uv_loop_t *loop, const struct fw_config *cfg,

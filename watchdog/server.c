@@ -191,7 +191,8 @@ static void abort_handler(struct fw_conn *c, enum fw_abort why)
         c->is_function = false;
         srv.inflight--;
     }
-    h->on_abort(&c->req, why);
+    if (h->on_abort)
+        h->on_abort(&c->req, why);
 }
 
 static void conn_close_for(struct fw_conn *c, enum fw_abort why)
@@ -290,7 +291,8 @@ static void on_written(uv_write_t *w, int status)
     }
     if (c->handler && c->want_drain) {
         c->want_drain = false;
-        c->handler->on_drain(&c->req);
+        if (c->handler->on_drain)
+            c->handler->on_drain(&c->req);
     } else if (c->handler == NULL) {
         pump(c);
     }
@@ -1080,7 +1082,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct fw_conn *c = p->data;
 
-    if (c->handler) {
+    if (c->handler && c->handler->on_body) {
         c->handler->on_body(&c->req, at, len);
     }
     /* Otherwise the response has ended: the rest of the body is read and
@@ -1098,7 +1100,7 @@ static int on_message_complete(http_parser *p)
 
     c->body_done = true;
     uv_timer_stop(&c->read_timer);
-    if (c->handler)
+    if (c->handler && c->handler->on_body_end)
         c->handler->on_body_end(&c->req);
     if (c->closing)
         return -1;
@@ -1238,7 +1240,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
     (void)buf;
     if (n > 0 && c->tunnel) {
-        if (c->handler)
+        if (c->handler && c->handler->on_body)
             c->handler->on_body(&c->req, c->rbuf + c->rlen, (size_t)n);
         return;
     } else if (n > 0) {
@@ -1266,7 +1268,7 @@ int fw_request_tunnel(struct fw_request *r)
     c->keep_alive = false;
     uv_timer_stop(&c->write_timer);    /* a tunnel lasts as long as it may */
     uv_timer_stop(&c->read_timer);
-    if (c->rpos < c->rlen && c->handler) {
+    if (c->rpos < c->rlen && c->handler && c->handler->on_body) {
         /* Bytes the client sent after its head belong to the tunnel. */
         size_t at = c->rpos;
 

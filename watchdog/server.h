@@ -50,7 +50,8 @@ enum fw_abort {
     FW_ABORT_SHUTDOWN,           /* the drain deadline passed */
 };
 
-/* What a mode does with requests. Every callback runs on the loop.
+/* What a mode does with requests. Every callback runs on the loop; all
+ * but on_head may be NULL (a handler that answers at once needs none).
  * After on_abort, or after the handler called fw_response_end() or
  * fw_response_abort(), the request is gone: the handler must not touch
  * it again. on_body and on_body_end may still run after the response has

@@ -715,32 +715,10 @@ static void on_request(struct fw_request *r)
     }
 }
 
-static void ignore_body(struct fw_request *r, const char *p, size_t len)
-{
-    (void)r;
-    (void)p;
-    (void)len;
-}
-
-static void ignore(struct fw_request *r)
-{
-    (void)r;
-}
-
-static void ignore_abort(struct fw_request *r, enum fw_abort why)
-{
-    (void)r;
-    (void)why;
-}
-
 /* Every request is answered within on_head; nothing is kept per request,
  * so the rest has nothing to do. */
 const struct fw_handler fw_static_handler = {
     .on_head = on_request,
-    .on_body = ignore_body,
-    .on_body_end = ignore,
-    .on_drain = ignore,
-    .on_abort = ignore_abort,
 };
 
 /* ---- lifecycle ---------------------------------------------------------- */
