@@ -321,3 +321,73 @@ const char *fw_http_method_label(const char *method)
             return labels[i][1];
     return "unknown";
 }
+
+void fw_fields_init(struct fw_fields *f, struct fw_buf *bytes,
+                    size_t max_bytes)
+{
+    f->bytes = bytes;
+    fw_buf_init(&f->offsets, max_bytes);
+    f->in_value = false;
+}
+
+void fw_fields_reset(struct fw_fields *f)
+{
+    fw_buf_reset(&f->offsets);
+    f->in_value = false;
+}
+
+void fw_fields_release(struct fw_fields *f)
+{
+    fw_buf_release(&f->offsets);
+}
+
+size_t fw_fields_count(const struct fw_fields *f)
+{
+    return f->offsets.len / sizeof(struct fw_field);
+}
+
+const struct fw_field *fw_fields_list(const struct fw_fields *f)
+{
+    return (const struct fw_field *)(const void *)f->offsets.data;
+}
+
+static struct fw_field *last_field(struct fw_fields *f)
+{
+    return (struct fw_field *)(void *)f->offsets.data +
+           fw_fields_count(f) - 1;
+}
+
+int fw_fields_name(struct fw_fields *f, const char *at, size_t len)
+{
+    if (fw_fields_count(f) == 0 || f->in_value) {
+        struct fw_field field = { 0, 0, 0, 0 };
+
+        /* A new field: the NUL ends whatever came before. */
+        if (fw_buf_append(f->bytes, "", 1) < 0)
+            return -1;
+        field.name = (uint32_t)f->bytes->len;
+        if (fw_buf_append(&f->offsets, &field, sizeof(field)) < 0)
+            return -1;
+        f->in_value = false;
+    }
+    last_field(f)->name_len += (uint32_t)len;
+    return fw_buf_append(f->bytes, at, len) < 0 ? -1 : 0;
+}
+
+int fw_fields_value(struct fw_fields *f, const char *at, size_t len)
+{
+    struct fw_field *field;
+
+    if (fw_fields_count(f) == 0)
+        return -1;    /* http-parser never sends a value first */
+    field = last_field(f);
+    if (!f->in_value) {
+        if (fw_buf_append(f->bytes, "", 1) < 0)
+            return -1;
+        field = last_field(f);
+        field->value = (uint32_t)f->bytes->len;
+        f->in_value = true;
+    }
+    field->value_len += (uint32_t)len;
+    return fw_buf_append(f->bytes, at, len) < 0 ? -1 : 0;
+}

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "buf.h"
+
 /* Reason phrase of a status code ("Not Found"); "Unknown" if none. */
 const char *fw_http_reason(int status);
 
@@ -37,5 +39,35 @@ const char *fw_http_sniff(const char *body, size_t len);
 
 /* Lower-case method label for metrics ("get", ..., "unknown"). */
 const char *fw_http_method_label(const char *method);
+
+/* Header lines as http-parser hands them over, in pieces: each name and
+ * value is appended to *bytes behind a NUL (which ends what came before)
+ * and its place recorded as offsets, since bytes may move as it grows. */
+struct fw_field {
+    uint32_t name;               /* offset of the name in bytes */
+    uint32_t name_len;
+    uint32_t value;              /* offset of the value; 0 = empty */
+    uint32_t value_len;
+};
+
+struct fw_fields {
+    struct fw_buf *bytes;        /* not owned: names and values go here */
+    struct fw_buf offsets;       /* struct fw_field[], owned */
+    bool in_value;               /* the last piece was a value */
+};
+
+/* Fills f for pieces appended to bytes; at most max_bytes of offsets. */
+void fw_fields_init(struct fw_fields *f, struct fw_buf *bytes,
+                    size_t max_bytes);
+void fw_fields_reset(struct fw_fields *f);
+void fw_fields_release(struct fw_fields *f);
+
+/* on_header_field and on_header_value: 0, or -1 when a buffer is full. */
+int fw_fields_name(struct fw_fields *f, const char *at, size_t len);
+int fw_fields_value(struct fw_fields *f, const char *at, size_t len);
+
+/* The fields so far: count, and the array (valid until the next piece). */
+size_t fw_fields_count(const struct fw_fields *f);
+const struct fw_field *fw_fields_list(const struct fw_fields *f);
 
 #endif

@@ -27,10 +27,6 @@
 #define FW_POOL_MAX 256              /* idle connections per worker */
 #define FW_MAX_HEADERS 256           /* response headers passed on */
 
-struct header_off {
-    uint32_t name, name_len, value, value_len;
-};
-
 struct fw_upconn {
     uv_tcp_t tcp;                /* data = this */
     uv_connect_t connect;        /* data = this */
@@ -39,8 +35,7 @@ struct fw_upconn {
     struct fw_upconn *next;      /* the worker's idle list */
     http_parser parser;          /* parser.data = this */
     struct fw_buf head;          /* response header bytes */
-    struct fw_buf offsets;       /* struct header_off[] */
-    bool in_value;               /* last header callback was a value */
+    struct fw_fields fields;     /* their places in head */
     bool reused;                 /* came from the pool */
     bool got_bytes;              /* a response byte arrived */
     bool interim;                /* the response parsed is a 1xx */
@@ -349,7 +344,7 @@ static void send_request(struct preq *pr)
     http_parser_init(&uc->parser, HTTP_RESPONSE);
     uc->parser.data = uc;
     fw_buf_reset(&uc->head);
-    fw_buf_reset(&uc->offsets);
+    fw_fields_reset(&uc->fields);
     uc->got_bytes = uc->interim = uc->done = false;
     err = head.failed ? UV_ENOMEM
                       : up_write(uc, head.data, head.len, pr->body.data,
@@ -372,7 +367,7 @@ static void on_upconn_closed(uv_handle_t *h)
     struct fw_upconn *uc = h->data;
 
     fw_buf_release(&uc->head);
-    fw_buf_release(&uc->offsets);
+    fw_fields_release(&uc->fields);
     free(uc);
 }
 
@@ -532,7 +527,7 @@ static struct fw_upconn *dial(struct fw_worker *w)
         return NULL;
     uc->w = w;
     fw_buf_init(&uc->head, FW_UP_HEAD_MAX);
-    fw_buf_init(&uc->offsets, FW_UP_HEAD_MAX);
+    fw_fields_init(&uc->fields, &uc->head, FW_UP_HEAD_MAX);
     if (uv_tcp_init(px.loop, &uc->tcp) < 0) {
         free(uc);
         return NULL;
@@ -631,31 +626,15 @@ void fw_proxy_dispatch_waiting(void)
 static int on_up_field(http_parser *p, const char *at, size_t len)
 {
     struct fw_upconn *uc = p->data;
-    struct header_off h = { 0, 0, 0, 0 };
 
-    if (uc->offsets.len == 0 || uc->in_value) {
-        h.name = (uint32_t)uc->head.len;
-        if (fw_buf_append(&uc->offsets, &h, sizeof(h)) < 0)
-            return -1;
-        uc->in_value = false;
-    }
-    ((struct header_off *)(void *)uc->offsets.data)
-        [uc->offsets.len / sizeof(h) - 1].name_len += (uint32_t)len;
-    return fw_buf_append(&uc->head, at, len) < 0 ? -1 : 0;
+    return fw_fields_name(&uc->fields, at, len);
 }
 
 static int on_up_value(http_parser *p, const char *at, size_t len)
 {
     struct fw_upconn *uc = p->data;
-    struct header_off *h = (struct header_off *)(void *)uc->offsets.data +
-                           uc->offsets.len / sizeof(*h) - 1;
 
-    if (!uc->in_value) {
-        h->value = (uint32_t)uc->head.len;
-        uc->in_value = true;
-    }
-    h->value_len += (uint32_t)len;
-    return fw_buf_append(&uc->head, at, len) < 0 ? -1 : 0;
+    return fw_fields_value(&uc->fields, at, len);
 }
 
 /* Copies the upstream's headers, minus hop-by-hop ones, into hdrs as
@@ -663,8 +642,8 @@ static int on_up_value(http_parser *p, const char *at, size_t len)
 static size_t pass_headers(struct fw_upconn *uc, struct fw_hdr *hdrs,
                            size_t max, struct fw_buf *store, bool upgrade)
 {
-    const struct header_off *o = (const void *)uc->offsets.data;
-    size_t i, n = 0, count = uc->offsets.len / sizeof(*o);
+    const struct fw_field *o = fw_fields_list(&uc->fields);
+    size_t i, n = 0, count = fw_fields_count(&uc->fields);
     size_t at[FW_MAX_HEADERS * 2];
     const char *base = uc->head.data;
     struct fw_header list[FW_MAX_HEADERS];
@@ -766,7 +745,7 @@ static int on_up_complete(http_parser *p)
     if (uc->interim) {
         uc->interim = false;
         fw_buf_reset(&uc->head);
-        fw_buf_reset(&uc->offsets);
+        fw_fields_reset(&uc->fields);
         return 0;
     }
     if (pr && pr->tunnel)

@@ -30,15 +30,6 @@
 #define FW_WRITE_LOW (64 * 1024)         /* and resume them below this */
 #define FW_LINGER_MS 2000                /* wait for the client's FIN */
 
-/* Offsets of one header in the head buffer while it is parsed (the
- * buffer may move as it grows). */
-struct header_off {
-    uint32_t name;
-    uint32_t name_len;
-    uint32_t value;
-    uint32_t value_len;
-};
-
 struct fw_conn {
     uv_tcp_t tcp;                /* client socket, data = this */
     uv_timer_t read_timer;       /* read_timeout, idle limit, linger */
@@ -56,12 +47,11 @@ struct fw_conn {
 
     struct fw_request req;       /* the live request */
     struct fw_buf head;          /* target and headers, NUL-separated */
-    struct fw_buf offsets;       /* struct header_off[] while parsing */
+    struct fw_fields fields;     /* the headers' places in head */
     struct fw_header *headers;   /* heap, built at head complete */
     char *alt_target;            /* heap: target, '\0', path, '\0', query
                                     of a forwarded request */
     size_t target_len;           /* bytes of the target in head */
-    bool in_value;               /* last header callback was a value */
 
     const struct fw_handler *handler; /* NULL when no one owns the reply */
     bool in_request;             /* message begun, not yet finished */
@@ -156,7 +146,7 @@ static void on_conn_closed(uv_handle_t *h)
         c->next->prev = c->prev;
     srv.n_conns--;
     fw_buf_release(&c->head);
-    fw_buf_release(&c->offsets);
+    fw_fields_release(&c->fields);
     fw_buf_release(&c->out_head);
     free(c->headers);
     free(c->alt_target);
@@ -776,7 +766,7 @@ static void send_error(struct fw_conn *c, int status, const char *body)
 static void request_reset(struct fw_conn *c)
 {
     fw_buf_reset(&c->head);
-    fw_buf_reset(&c->offsets);
+    fw_fields_reset(&c->fields);
     fw_buf_reset(&c->out_head);
     free(c->headers);
     c->headers = NULL;
@@ -785,7 +775,6 @@ static void request_reset(struct fw_conn *c)
     memset(&c->req, 0, sizeof(c->req));
     c->req.conn = c;
     c->target_len = 0;
-    c->in_value = false;
     c->in_request = false;
     c->body_done = false;
     c->response_done = false;
@@ -853,44 +842,23 @@ static int on_url(http_parser *p, const char *at, size_t len)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct fw_conn *c = p->data;
-    struct header_off h = { 0, 0, 0, 0 };
 
-    if (c->offsets.len == 0 || c->in_value) {
-        /* A new header: end the target or the previous value. */
-        if (append_head(c, "", 1) < 0)
-            return -1;
-        h.name = (uint32_t)c->head.len;
-        if (fw_buf_append(&c->offsets, &h, sizeof(h)) < 0)
-            return -1;
-        c->in_value = false;
-    }
-    ((struct header_off *)(void *)c->offsets.data)
-        [c->offsets.len / sizeof(h) - 1].name_len += (uint32_t)len;
-    return append_head(c, at, len);
+    return fw_fields_name(&c->fields, at, len);
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct fw_conn *c = p->data;
-    struct header_off *h = (struct header_off *)(void *)c->offsets.data +
-                           c->offsets.len / sizeof(*h) - 1;
 
-    if (!c->in_value) {
-        if (append_head(c, "", 1) < 0)
-            return -1;
-        h->value = (uint32_t)c->head.len;
-        c->in_value = true;
-    }
-    h->value_len += (uint32_t)len;
-    return append_head(c, at, len);
+    return fw_fields_value(&c->fields, at, len);
 }
 
 /* Turns the offsets into the request's pointers, once the head buffer
  * has stopped growing. */
 static int build_request(struct fw_conn *c)
 {
-    const struct header_off *o = (const void *)c->offsets.data;
-    size_t i, n = c->offsets.len / sizeof(*o);
+    const struct fw_field *o = fw_fields_list(&c->fields);
+    size_t i, n = fw_fields_count(&c->fields);
     size_t path_at, query_at;
     const char *q;
     char *base;
@@ -1268,6 +1236,11 @@ int fw_request_tunnel(struct fw_request *r)
     c->keep_alive = false;
     uv_timer_stop(&c->write_timer);    /* a tunnel lasts as long as it may */
     uv_timer_stop(&c->read_timer);
+    /* The 101 goes now: either side may wait for it before speaking. */
+    if (c->head_pending && queue_write(c, NULL, NULL, 0, false) < 0) {
+        conn_close(c);
+        return UV_EPIPE;
+    }
     if (c->rpos < c->rlen && c->handler && c->handler->on_body) {
         /* Bytes the client sent after its head belong to the tunnel. */
         size_t at = c->rpos;
@@ -1358,7 +1331,7 @@ static void on_connection(uv_stream_t *l, int status)
     srv.conns = c;
     srv.n_conns++;
     fw_buf_init(&c->head, FW_HEAD_MAX);
-    fw_buf_init(&c->offsets, FW_HEAD_MAX);
+    fw_fields_init(&c->fields, &c->head, FW_HEAD_MAX);
     fw_buf_init(&c->out_head, 0);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
