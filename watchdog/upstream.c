@@ -189,6 +189,22 @@ static void probe_done(struct fw_worker *w, bool ok)
         us.open_handles++;
         uv_close((uv_handle_t *)&w->probe, on_probe_closed);
     }
+    if (w->daemon_check && !us.stopping) {
+        /* Spec 6.1: exit 0 with the port still answering means the
+         * function daemonised; Go carries on, and so do we. */
+        w->daemon_check = false;
+        if (!ok) {
+            fw_log(FW_ERROR, "upstream exited (exit status 0): stopping");
+            if (us.on_fatal)
+                us.on_fatal();
+            return;
+        }
+        fw_log(FW_ERROR, "warning: upstream exited with status 0 but its "
+               "port still accepts connections: it has daemonised, "
+               "carrying on");
+        w->ready = true;
+        return;
+    }
     if (us.stopping || !w->running || w->ready)
         return;    /* (a cancelled probe write reports after success) */
     if (!ok) {
@@ -262,7 +278,7 @@ static void start_probe(uv_timer_t *t)
 {
     struct fw_worker *w = t->data;
 
-    if (w->probing || us.stopping || !w->running)
+    if (w->probing || us.stopping || (!w->running && !w->daemon_check))
         return;
     if (uv_tcp_init(us.loop, &w->probe) < 0) {
         uv_timer_start(&w->timer, start_probe, FW_PROBE_MS, 0);
@@ -336,6 +352,11 @@ static void on_worker_exit(struct fw_proc *p, int status)
         return;
     }
     close_pipe(&w->in);
+    if (us.n == 1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        w->daemon_check = true;    /* see probe_done */
+        start_probe(&w->timer);
+        return;
+    }
     if (us.n == 1) {
         /* Spec 6.1: report unhealthy, finish what is in flight, exit 1. */
         fw_log(FW_ERROR, "upstream exited (%s): stopping", why);

@@ -1,0 +1,52 @@
+"""mode=http, spec 6.1: an upstream that exits 0 while its port still
+answers has daemonised; the watchdog warns and carries on. One that exits
+0 and leaves nothing listening is a dead upstream (health 503, exit 1)."""
+
+import os
+import signal
+
+from harness import request, wait_for, T
+from test_http import HttpTest, free_port, health_status
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DAEMONISE = os.path.join(HERE, "upstreams", "daemonise.sh")
+
+
+class HttpDaemonTest(HttpTest):
+
+    def test_exit_0_with_port_answering_carries_on(self):
+        up = free_port()
+        wd = self.start(fprocess="sh %s %d" % (DAEMONISE, up), mode="http",
+                        upstream_url="http://127.0.0.1:%d" % up)
+        wd.wait_log(r"daemonised, carrying on")
+        self.addCleanup(self.kill_listener, up)
+        r = request(wd.port, "GET", "/after")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(health_status(wd.port), 200)
+        self.assertTrue(wd.alive())
+
+    def test_exit_0_with_nothing_listening_exits_1(self):
+        up = free_port()
+        wd = self.start(fprocess="sh -c 'sleep 0.5; exit 0'", mode="http",
+                        upstream_url="http://127.0.0.1:%d" % up,
+                        expect_exit=1, wait=False)
+        self.assertEqual(wd.wait_exit(T(10)), 1, wd.log_text())
+
+    @staticmethod
+    def kill_listener(port):
+        """The daemonised echo.py outlives the watchdog: end it."""
+        hexport = "%04X" % port
+        inodes = set()
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if parts[1].endswith(":" + hexport) and parts[3] == "0A":
+                    inodes.add(parts[9])
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                for fd in os.listdir("/proc/%s/fd" % pid):
+                    link = os.readlink("/proc/%s/fd/%s" % (pid, fd))
+                    if link.startswith("socket:[") and link[8:-1] in inodes:
+                        os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                continue
