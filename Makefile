@@ -105,8 +105,8 @@ valgrind: deps
 	    FW_WRAPPER="$(VG)" FW_SLOW=1 unit integration
 
 bench: deps
-	@$(MAKE) --no-print-directory deps EXTRA_DEPS=wrk
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory deps EXTRA_DEPS="wrk nginx-light"
+	@$(MAKE) --no-print-directory all static
 	sh tests/bench/bench.sh $(CURDIR)/$(BUILD)/fwatchdog
 
 install: $(BUILD)/fwatchdog
