@@ -356,7 +356,7 @@ static void send_request(struct preq *pr)
     }
     if (pr->buffering)
         fw_buf_release(&pr->body);
-    else
+    else if (pr->r->content_length > 0 || pr->r->chunked || pr->upgrade)
         fw_request_resume(pr->r);
 }
 
@@ -816,7 +816,8 @@ static void on_head(struct fw_request *r)
         uv_timer_start(&pr->deadline, on_deadline, (uint64_t)ms, 0);
     if (pr->buffering)
         return;    /* acquire() once the whole body is here */
-    fw_request_pause(r);    /* until the upstream connection is open */
+    if (r->content_length > 0 || r->chunked || pr->upgrade)
+        fw_request_pause(r);    /* until the upstream connection is open */
     acquire(pr);
 }
 
