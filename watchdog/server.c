@@ -2,10 +2,10 @@
  *
  * Owns the listener and every client connection: reading and parsing
  * requests, the limits of spec section 11, read and write timeouts,
- * keep-alive, the in-flight cap and the framing of responses. What a
- * request does is left to the handlers of server.h. A connection serves
- * one request at a time; bytes of the next (pipelined) request wait in
- * its read buffer while the parser is paused.
+ * keep-alive and the in-flight cap. Writing responses is response.c's;
+ * what a request does is left to the handlers of server.h. A connection
+ * serves one request at a time; bytes of the next (pipelined) request
+ * wait in its read buffer while the parser is paused.
  */
 #include "server.h"
 
@@ -16,118 +16,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "http.h"
+#include "conn.h"
 #include "log.h"
 
-#define FW_READ_BYTES (64 * 1024)        /* per-connection read buffer */
-#define FW_HEAD_MAX (1024 * 1024 + 4096) /* request head limit, spec 11 */
-#define FW_WRITE_HIGH (256 * 1024)       /* pause producers above this */
-#define FW_WRITE_LOW (64 * 1024)         /* and resume them below this */
-#define FW_LINGER_MS 2000                /* wait for the client's FIN */
-
-struct fw_conn {
-    uv_tcp_t tcp;                /* client socket, data = this */
-    uv_timer_t read_timer;       /* read_timeout, idle limit, linger */
-    uv_timer_t write_timer;      /* write_timeout of the request */
-    uv_shutdown_t shutdown;      /* graceful close after the last write */
-    int open_handles;            /* free(this) when it reaches 0 */
-    struct fw_conn *prev, *next; /* all connections, for drain */
-
-    http_parser parser;          /* parser.data = this */
-    char *rbuf;                  /* FW_READ_BYTES, [rpos, rlen) unparsed */
-    size_t rpos;
-    size_t rlen;
-    bool reading;                /* uv_read_start is in effect */
-    bool in_feed;                /* inside http_parser_execute */
-
-    struct fw_request req;       /* the live request */
-    struct fw_buf head;          /* target and headers, NUL-separated */
-    struct fw_fields fields;     /* the headers' places in head */
-    struct fw_header *headers;   /* heap, built at head complete */
-    char *alt_target;            /* heap: target, '\0', path, '\0', query
-                                    of a forwarded request */
-    size_t target_len;           /* bytes of the target in head */
-
-    const struct fw_handler *handler; /* NULL when no one owns the reply */
-    bool in_request;             /* message begun, not yet finished */
-    bool body_done;              /* message complete */
-    bool response_done;          /* handler ended the response */
-    bool paused;                 /* handler asked for back-pressure */
-    bool want_drain;             /* handler saw fw_response_busy */
-    bool is_function;            /* counted in-flight, logged */
-    bool quiet;                  /* no request log line */
-    bool continue_sent;          /* "100 Continue" written */
-    bool expect_continue;        /* client sent Expect: 100-continue */
-    bool keep_alive;             /* connection survives the response */
-    bool closing;                /* conn_close or shutdown started */
-    bool lingering;              /* shut down, dropping what arrives */
-    bool tunnel;                 /* after 101: raw bytes both ways */
-
-    /* The response: head formatted lazily so a body that is complete
-     * before the first write can go out with Content-Length. */
-    int status;
-    struct fw_buf out_head;      /* "HTTP/1.1 ..." head, unsent */
-    bool head_pending;           /* out_head not written yet */
-    bool head_started;           /* fw_response_head was called */
-    bool chunked_out;            /* chunked framing */
-    bool close_delimited;        /* HTTP/1.0 without length: close ends */
-    int64_t out_length;          /* Content-Length promised, or -1 */
-    int64_t body_bytes;          /* body bytes queued */
-    size_t frame_at;             /* offset of the chunked framing line */
-
-    /* A file body sent with sendfile(2) (static mode). */
-    int file_fd;                 /* owned while sending, else -1 */
-    int64_t file_off;            /* next byte of the file to send */
-    int64_t file_left;           /* bytes still to send */
-    uv_poll_t *writable;         /* heap: waits for room in the socket,
-                                    on a dup of its fd; NULL until used */
-    int writable_fd;             /* that dup, owned by the poll handle */
-};
-
-struct out_req {
-    uv_write_t req;              /* data = connection */
-    char *owned;                 /* body memory, freed after the write */
-    char *head;                  /* response head, freed after the write */
-    char frame[24];              /* chunk size line or terminator */
-};
-
-static struct {
-    uv_loop_t *loop;
-    struct fw_server_config cfg;
-    uv_tcp_t listener;           /* data = NULL */
-    bool listening;
-    struct fw_conn *conns;       /* list head */
-    size_t n_conns;
-    int64_t inflight;
-    bool no_keepalive;           /* draining: close after each response */
-    void (*on_idle)(void);       /* drain callback, once */
-    char date[FW_HTTP_DATE_LEN]; /* cached Date value */
-    time_t date_at;
-} srv;
+struct fw_server_state fw_srv;
 
 static http_parser_settings settings;
 
-static void conn_close(struct fw_conn *c);
-static void conn_finish(struct fw_conn *c);
 static void update_reading(struct fw_conn *c);
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
-static void pump(struct fw_conn *c);
 static void request_reset(struct fw_conn *c);
 
 /* ---- connection lifetime -------------------------------------------- */
 
 static void check_idle(void)
 {
-    void (*cb)(void) = srv.on_idle;
+    void (*cb)(void) = fw_srv.on_idle;
 
-    if (cb && srv.n_conns == 0 && !srv.listening) {
-        srv.on_idle = NULL;
+    if (cb && fw_srv.n_conns == 0 && !fw_srv.listening) {
+        fw_srv.on_idle = NULL;
         cb();
     }
 }
@@ -141,10 +52,10 @@ static void on_conn_closed(uv_handle_t *h)
     if (c->prev)
         c->prev->next = c->next;
     else
-        srv.conns = c->next;
+        fw_srv.conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    srv.n_conns--;
+    fw_srv.n_conns--;
     fw_buf_release(&c->head);
     fw_fields_release(&c->fields);
     fw_buf_release(&c->out_head);
@@ -159,18 +70,8 @@ static void on_conn_closed(uv_handle_t *h)
     check_idle();
 }
 
-static void stop_file(struct fw_conn *c)
-{
-    if (c->file_fd >= 0) {
-        close(c->file_fd);
-        c->file_fd = -1;
-    }
-    if (c->writable && !uv_is_closing((uv_handle_t *)c->writable))
-        uv_poll_stop(c->writable);
-}
-
 /* Detaches the handler and tells it the request is gone. */
-static void abort_handler(struct fw_conn *c, enum fw_abort why)
+void fw_conn_abort_handler(struct fw_conn *c, enum fw_abort why)
 {
     const struct fw_handler *h = c->handler;
 
@@ -179,7 +80,7 @@ static void abort_handler(struct fw_conn *c, enum fw_abort why)
     c->handler = NULL;
     if (c->is_function) {
         c->is_function = false;
-        srv.inflight--;
+        fw_srv.inflight--;
     }
     if (h->on_abort)
         h->on_abort(&c->req, why);
@@ -190,8 +91,8 @@ static void conn_close_for(struct fw_conn *c, enum fw_abort why)
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
     c->closing = true;
-    abort_handler(c, why);
-    stop_file(c);
+    fw_conn_abort_handler(c, why);
+    fw_conn_stop_file(c);
     if (c->writable) {
         c->open_handles++;
         uv_close((uv_handle_t *)c->writable, on_conn_closed);
@@ -201,14 +102,14 @@ static void conn_close_for(struct fw_conn *c, enum fw_abort why)
     uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
-static void conn_close(struct fw_conn *c)
+void fw_conn_close(struct fw_conn *c)
 {
     conn_close_for(c, FW_ABORT_CLIENT);
 }
 
 static void on_linger_timeout(uv_timer_t *t)
 {
-    conn_close(t->data);
+    fw_conn_close(t->data);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -216,7 +117,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     struct fw_conn *c = req->data;
 
     if (status < 0 || uv_is_closing((uv_handle_t *)&c->tcp)) {
-        conn_close(c);
+        fw_conn_close(c);
         return;
     }
     /* Our side is done. Read and drop what the client still sends until
@@ -228,7 +129,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 }
 
 /* Closes after the queued writes have left. */
-static void conn_finish(struct fw_conn *c)
+void fw_conn_finish(struct fw_conn *c)
 {
     int err;
 
@@ -240,525 +141,7 @@ static void conn_finish(struct fw_conn *c)
     c->shutdown.data = c;
     err = uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown);
     if (err < 0)
-        conn_close(c);
-}
-
-/* ---- writing ---------------------------------------------------------- */
-
-static const char *http_date(void)
-{
-    time_t now = time(NULL);
-
-    if (now != srv.date_at) {
-        fw_http_date(now, srv.date);
-        srv.date_at = now;
-    }
-    return srv.date;
-}
-
-static void send_file(struct fw_conn *c);
-
-static void on_written(uv_write_t *w, int status)
-{
-    struct out_req *o = (struct out_req *)w;
-    struct fw_conn *c = w->data;
-
-    free(o->owned);
-    free(o->head);
-    free(o);
-    if (status < 0) {
-        if (status != UV_ECANCELED)
-            fw_log(FW_DEBUG, "client write: %s", uv_strerror(status));
-        conn_close(c);
-        return;
-    }
-    if (c->closing || c->tcp.write_queue_size > FW_WRITE_LOW)
-        return;
-    if (c->file_fd >= 0) {
-        if (c->tcp.write_queue_size == 0)
-            send_file(c);
-        return;
-    }
-    if (c->handler && c->want_drain) {
-        c->want_drain = false;
-        if (c->handler->on_drain)
-            c->handler->on_drain(&c->req);
-    } else if (c->handler == NULL) {
-        pump(c);
-    }
-}
-
-/* Drops the first done bytes of bufs[0..*n); returns the bytes left. */
-static size_t skip_written(uv_buf_t *bufs, unsigned *n, size_t done)
-{
-    unsigned i = 0, k;
-    size_t left = 0;
-
-    while (i < *n && done >= bufs[i].len)
-        done -= bufs[i++].len;
-    if (i < *n) {
-        bufs[i].base += done;
-        bufs[i].len -= done;
-    }
-    for (k = 0; i < *n; i++, k++) {
-        bufs[k] = bufs[i];
-        left += bufs[k].len;
-    }
-    *n = k;
-    return left;
-}
-
-/* Queues up to three pieces: pending head, framing and data. Takes
- * ownership of owned (also on failure). */
-static int queue_write(struct fw_conn *c, char *owned, const char *p,
-                       size_t len, bool last)
-{
-    struct out_req *o;
-    uv_buf_t bufs[4];
-    unsigned n = 0;
-    int err;
-
-    if (c->closing) {
-        free(owned);
-        return UV_ECANCELED;
-    }
-    o = calloc(1, sizeof(*o));
-    if (o == NULL) {
-        free(owned);
-        return UV_ENOMEM;
-    }
-    o->owned = owned;
-    if (c->head_pending) {
-        c->head_pending = false;
-        o->head = c->out_head.data;
-        bufs[n++] = uv_buf_init(o->head, (unsigned)c->out_head.len);
-        fw_buf_steal(&c->out_head);
-    }
-    if (c->chunked_out && len > 0) {
-        int m = snprintf(o->frame, sizeof(o->frame), "%zx\r\n", len);
-
-        bufs[n++] = uv_buf_init(o->frame, (unsigned)m);
-    }
-    if (len > 0)
-        bufs[n++] = uv_buf_init((char *)p, (unsigned)len);
-    if (c->chunked_out && (len > 0 || last))
-        bufs[n++] = uv_buf_init((char *)(len > 0 && last ? "\r\n0\r\n\r\n"
-                                         : len > 0 ? "\r\n" : "0\r\n\r\n"),
-                                len > 0 && last ? 7 : len > 0 ? 2 : 5);
-    if (n == 0) {
-        free(o->owned);
-        free(o);
-        return 0;
-    }
-    if (c->tcp.write_queue_size == 0 && c->file_fd < 0) {
-        /* Most responses fit in the socket at once: no queued copy. */
-        int done = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
-
-        if (done > 0 && skip_written(bufs, &n, (size_t)done) == 0) {
-            free(o->owned);
-            free(o->head);
-            free(o);
-            return 0;
-        }
-        if (done < 0 && done != UV_EAGAIN) {
-            free(o->owned);
-            free(o->head);
-            free(o);
-            return done;
-        }
-    }
-    o->req.data = c;
-    err = uv_write(&o->req, (uv_stream_t *)&c->tcp, bufs, n, on_written);
-    if (err < 0) {
-        free(o->owned);
-        free(o->head);
-        free(o);
-    }
-    return err;
-}
-
-static bool no_body_status(int status)
-{
-    return (status >= 100 && status < 200) || status == 204 ||
-           status == 304;
-}
-
-/* Formats the head now that the framing is known. */
-static int format_head(struct fw_conn *c, const struct fw_hdr *hdrs,
-                       size_t n, int64_t length)
-{
-    struct fw_buf *b = &c->out_head;
-    size_t i;
-
-    fw_buf_reset(b);
-    fw_buf_appendf(b, "HTTP/1.1 %d %s\r\n", c->status,
-                   fw_http_reason(c->status));
-    for (i = 0; i < n; i++) {
-        fw_buf_append(b, hdrs[i].name, strlen(hdrs[i].name));
-        fw_buf_append(b, ": ", 2);
-        fw_buf_append(b, hdrs[i].value, strlen(hdrs[i].value));
-        fw_buf_append(b, "\r\n", 2);
-    }
-    fw_buf_append(b, "Date: ", 6);
-    fw_buf_append(b, http_date(), FW_HTTP_DATE_LEN - 1);
-    fw_buf_append(b, "\r\n", 2);
-    c->out_length = length;
-    c->chunked_out = false;
-    c->close_delimited = false;
-    if (no_body_status(c->status)) {
-        /* no framing */
-    } else if (length >= 0) {
-        fw_buf_appendf(b, "Content-Length: %" PRId64 "\r\n", length);
-    } else if (c->req.head_only) {
-        /* HEAD of unknown length: neither, as Go does */
-    } else if (c->req.http_major == 1 && c->req.http_minor >= 1) {
-        c->frame_at = b->len;
-        fw_buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
-        c->chunked_out = true;
-    } else {
-        c->close_delimited = true;
-        c->keep_alive = false;
-    }
-    if (srv.no_keepalive)
-        c->keep_alive = false;
-    if (c->status == 101)
-        c->keep_alive = false;    /* the handler sent Connection: Upgrade */
-    else if (!c->keep_alive)
-        fw_buf_append(b, "Connection: close\r\n", 19);
-    else if (c->req.http_minor == 0)
-        fw_buf_append(b, "Connection: keep-alive\r\n", 24);
-    fw_buf_append(b, "\r\n", 2);
-    if (b->failed)
-        return UV_ENOMEM;
-    c->head_pending = true;
-    return 0;
-}
-
-int fw_response_head(struct fw_request *r, int status,
-                     const struct fw_hdr *hdrs, size_t n_hdrs,
-                     int64_t content_length)
-{
-    struct fw_conn *c = r->conn;
-
-    c->status = status;
-    c->head_started = true;
-    return format_head(c, hdrs, n_hdrs, content_length);
-}
-
-int fw_response_write(struct fw_request *r, char *owned, const char *p,
-                      size_t len)
-{
-    struct fw_conn *c = r->conn;
-    int err;
-
-    if (len == 0 || (!c->tunnel && (r->head_only ||
-                                    no_body_status(c->status)))) {
-        free(owned);
-        return 0;
-    }
-    c->body_bytes += (int64_t)len;
-    err = queue_write(c, owned, p, len, false);
-    if (err < 0)
-        fw_log(FW_DEBUG, "client write: %s", uv_strerror(err));
-    return err;
-}
-
-int fw_response_write_copy(struct fw_request *r, const char *p, size_t len)
-{
-    char *copy;
-
-    if (len == 0 || (r->head_only && !r->conn->tunnel))
-        return 0;
-    copy = malloc(len);
-    if (copy == NULL)
-        return UV_ENOMEM;
-    memcpy(copy, p, len);
-    return fw_response_write(r, copy, copy, len);
-}
-
-bool fw_response_busy(const struct fw_request *r)
-{
-    struct fw_conn *c = r->conn;
-
-    if (c->tcp.write_queue_size <= FW_WRITE_HIGH)
-        return false;
-    c->want_drain = true;
-    return true;
-}
-
-/* ---- ending a response ------------------------------------------------ */
-
-static void log_request(struct fw_conn *c)
-{
-    const struct fw_request *r = &c->req;
-    const struct fw_header *id;
-    char size[16], call[96] = "";
-    double secs = (double)(uv_hrtime() - r->start_ns) / 1e9;
-
-    if (!srv.cfg.log_requests || c->quiet)
-        return;
-    fw_http_human_size(c->body_bytes, size, sizeof(size));
-    if (srv.cfg.log_callid) {
-        id = fw_request_header(r, "X-Call-Id");
-        snprintf(call, sizeof(call), " [%.*s]",
-                 id ? (int)(id->value_len > 80 ? 80 : id->value_len) : 4,
-                 id ? id->value : "none");
-    }
-    if (srv.cfg.log_reason)
-        fw_log(FW_INFO, "%s %s - %d %s - ContentLength: %s (%.4fs)%s",
-               r->method, r->target, c->status, fw_http_reason(c->status),
-               size, secs, call);
-    else
-        fw_log(FW_INFO, "%s %s - %d - ContentLength: %s (%.4fs)%s",
-               r->method, r->target, c->status, size, secs, call);
-}
-
-/* The handler is done with the request; decide what the connection does
- * next. */
-static void response_finished(struct fw_conn *c)
-{
-    c->handler = NULL;
-    c->response_done = true;
-    c->want_drain = false;
-    uv_timer_stop(&c->write_timer);
-    if (c->is_function) {
-        c->is_function = false;
-        srv.inflight--;
-    }
-    log_request(c);
-    if (!c->body_done && c->expect_continue && !c->continue_sent)
-        c->keep_alive = false;   /* the client may never send the body */
-    if (!c->keep_alive || srv.no_keepalive) {
-        conn_finish(c);
-        return;
-    }
-    /* The parser moves on to the next request, once the rest of this
-     * body has been read and dropped. */
-    c->paused = false;
-    pump(c);
-}
-
-static void settle_empty(struct fw_conn *c)
-{
-    static const char te[] = "Transfer-Encoding: chunked\r\n";
-    static const char cl[] = "Content-Length: 0\r\n";
-    struct fw_buf *b = &c->out_head;
-    size_t tail = b->len - c->frame_at - (sizeof(te) - 1);
-
-    if (fw_buf_reserve(b, sizeof(cl)) < 0)
-        return;    /* keep the chunked head: still correct */
-    memmove(b->data + c->frame_at + sizeof(cl) - 1,
-            b->data + c->frame_at + sizeof(te) - 1, tail);
-    memcpy(b->data + c->frame_at, cl, sizeof(cl) - 1);
-    b->len = c->frame_at + sizeof(cl) - 1 + tail;
-    c->chunked_out = false;
-    c->out_length = 0;
-}
-
-void fw_response_end(struct fw_request *r)
-{
-    struct fw_conn *c = r->conn;
-    int err;
-
-    if (c->handler == NULL)
-        return;
-    if (!c->head_started) {
-        c->status = 200;
-        c->head_started = true;
-        format_head(c, NULL, 0, 0);
-    } else if (c->head_pending && c->chunked_out) {
-        /* Nothing was written: Content-Length: 0 instead of chunks. */
-        settle_empty(c);
-    }
-    err = queue_write(c, NULL, NULL, 0, true);
-    if (err < 0) {
-        conn_close(c);
-        return;
-    }
-    if (c->close_delimited)
-        c->keep_alive = false;
-    response_finished(c);
-}
-
-void fw_response_abort(struct fw_request *r)
-{
-    struct fw_conn *c = r->conn;
-
-    if (c->handler == NULL)
-        return;
-    c->keep_alive = false;
-    if (c->head_pending) {
-        /* Nothing reached the client yet: the head can still go, but the
-         * body cannot be completed, so close without a terminator. */
-        queue_write(c, NULL, NULL, 0, false);
-    }
-    c->chunked_out = false;
-    response_finished(c);
-}
-
-void fw_response_send(struct fw_request *r, int status,
-                      const struct fw_hdr *hdrs, size_t n_hdrs,
-                      const char *body, size_t len)
-{
-    struct fw_conn *c = r->conn;
-    char *copy = NULL;
-
-    if (fw_response_head(r, status, hdrs, n_hdrs, (int64_t)len) < 0) {
-        conn_close(c);
-        return;
-    }
-    if (len > 0 && !r->head_only) {
-        copy = malloc(len);
-        if (copy == NULL) {
-            conn_close(c);
-            return;
-        }
-        memcpy(copy, body, len);
-    }
-    if (copy && queue_write(c, copy, copy, len, false) < 0) {
-        conn_close(c);
-        return;
-    }
-    c->body_bytes = (int64_t)len;
-    fw_response_end(r);
-}
-
-static void on_writable(uv_poll_t *p, int status, int events)
-{
-    struct fw_conn *c = p->data;
-
-    (void)events;
-    if (status < 0) {
-        conn_close(c);
-        return;
-    }
-    uv_poll_stop(p);
-    send_file(c);
-}
-
-/* Waits until the socket takes more. libuv has no such call for a TCP
- * handle, so a poll handle watches a dup of its fd (epoll keys on the
- * fd number, so both can be registered). */
-static int wait_writable(struct fw_conn *c)
-{
-    int fd, err;
-
-    if (c->writable == NULL) {
-        err = uv_fileno((uv_handle_t *)&c->tcp, &fd);
-        if (err < 0)
-            return err;
-        c->writable_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (c->writable_fd < 0)
-            return -errno;
-        c->writable = malloc(sizeof(*c->writable));
-        if (c->writable == NULL) {
-            close(c->writable_fd);
-            return UV_ENOMEM;
-        }
-        err = uv_poll_init(srv.loop, c->writable, c->writable_fd);
-        if (err < 0) {
-            close(c->writable_fd);
-            free(c->writable);
-            c->writable = NULL;
-            return err;
-        }
-        c->writable->data = c;
-    }
-    return uv_poll_start(c->writable, UV_WRITABLE, on_writable);
-}
-
-/* Sends what the socket takes of the file; ends the response when all
- * of it has gone. */
-static void send_file(struct fw_conn *c)
-{
-    int sock, err;
-
-    if (uv_fileno((uv_handle_t *)&c->tcp, &sock) < 0) {
-        conn_close(c);
-        return;
-    }
-    while (c->file_left > 0) {
-        off_t off = (off_t)c->file_off;
-        size_t chunk = c->file_left > (1 << 20) ? 1 << 20
-                                                : (size_t)c->file_left;
-        ssize_t n = sendfile(sock, c->file_fd, &off, chunk);
-
-        if (n > 0) {
-            c->file_off += n;
-            c->file_left -= n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && errno == EAGAIN) {
-            err = wait_writable(c);
-            if (err < 0)
-                conn_close(c);
-            return;
-        } else {
-            /* The file shrank or the client left: cut the response. */
-            fw_log(FW_DEBUG, "sendfile: %s",
-                   n == 0 ? "file ended early" : strerror(errno));
-            conn_close(c);
-            return;
-        }
-    }
-    stop_file(c);
-    c->chunked_out = false;
-    fw_response_end(&c->req);
-}
-
-int fw_response_sendfile(struct fw_request *r, int fd, int64_t offset,
-                         int64_t len)
-{
-    struct fw_conn *c = r->conn;
-    int err;
-
-    if (r->head_only || len == 0) {
-        close(fd);
-        fw_response_end(r);
-        return 0;
-    }
-    c->file_fd = fd;
-    c->file_off = offset;
-    c->file_left = len;
-    c->body_bytes += len;
-    err = queue_write(c, NULL, NULL, 0, false);    /* the head, if pending */
-    if (err < 0) {
-        conn_close(c);
-        return err;
-    }
-    /* libuv wrote the head at once unless the socket was full. */
-    if (c->tcp.write_queue_size == 0)
-        send_file(c);
-    return 0;
-}
-
-/* An error answered by the server itself, then the connection closes. */
-static void send_error(struct fw_conn *c, int status, const char *body)
-{
-    static const struct fw_hdr hdrs[] = {
-        { "Content-Type", "text/plain; charset=utf-8" },
-    };
-    size_t len = strlen(body);
-    char *copy;
-
-    abort_handler(c, FW_ABORT_TIMEOUT);
-    if (c->head_started || c->closing) {
-        conn_close(c);
-        return;
-    }
-    c->keep_alive = false;
-    c->status = status;
-    c->head_started = true;
-    copy = malloc(len);
-    if (copy == NULL || format_head(c, hdrs, 1, (int64_t)len) < 0) {
-        free(copy);
-        conn_close(c);
-        return;
-    }
-    memcpy(copy, body, len);
-    queue_write(c, copy, copy, len, false);
-    c->response_done = true;
-    conn_finish(c);
+        fw_conn_close(c);
 }
 
 /* ---- parsing ---------------------------------------------------------- */
@@ -802,8 +185,8 @@ static void on_read_timeout(uv_timer_t *t)
      * a body that stops coming with 400 and the read error. */
     if (c->in_request)
         fw_log(FW_DEBUG, "read_timeout: closing a slow client");
-    if (c->handler && !c->head_started && srv.cfg.late_body_status) {
-        send_error(c, srv.cfg.late_body_status, "read: i/o timeout\n");
+    if (c->handler && !c->head_started && fw_srv.cfg.late_body_status) {
+        fw_conn_send_error(c, fw_srv.cfg.late_body_status, "read: i/o timeout\n");
         return;
     }
     conn_close_for(c, FW_ABORT_TIMEOUT);
@@ -919,8 +302,8 @@ static void send_continue(struct fw_conn *c)
         return;
     c->continue_sent = true;
     /* Written before any response bytes, so ordering holds. */
-    if (queue_write(c, NULL, line, sizeof(line) - 1, false) < 0)
-        conn_close(c);
+    if (fw_conn_write(c, NULL, line, sizeof(line) - 1, false) < 0)
+        fw_conn_close(c);
 }
 
 static void reject_inflight(struct fw_conn *c)
@@ -932,9 +315,9 @@ static void reject_inflight(struct fw_conn *c)
     char body[96];
     int n = snprintf(body, sizeof(body),
                      "Concurrent request limit exceeded. Max concurrent "
-                     "requests: %" PRId64 "\n", srv.cfg.max_inflight);
+                     "requests: %" PRId64 "\n", fw_srv.cfg.max_inflight);
 
-    c->handler = srv.cfg.function;  /* owned by the server for a moment */
+    c->handler = fw_srv.cfg.function;  /* owned by the server for a moment */
     fw_response_send(&c->req, 429, hdrs, 2, body, (size_t)n);
 }
 
@@ -949,19 +332,19 @@ static void route(struct fw_conn *c)
     if (strcmp(r->path, "/_/health") == 0 ||
         strcmp(r->path, "/_/ready") == 0) {
         c->quiet = true;
-        c->handler = srv.cfg.probes;
+        c->handler = fw_srv.cfg.probes;
         c->handler->on_head(&c->req);
         return;
     }
-    if (srv.cfg.max_inflight > 0 && srv.inflight >= srv.cfg.max_inflight) {
+    if (fw_srv.cfg.max_inflight > 0 && fw_srv.inflight >= fw_srv.cfg.max_inflight) {
         reject_inflight(c);
         return;
     }
     c->is_function = true;
-    srv.inflight++;
+    fw_srv.inflight++;
     if (c->expect_continue)
         send_continue(c);
-    c->handler = srv.cfg.function;
+    c->handler = fw_srv.cfg.function;
     c->handler->on_head(&c->req);
 }
 
@@ -999,15 +382,15 @@ static int check_head(struct fw_conn *c)
     const struct fw_header *host = fw_request_header(r, "Host");
 
     if (r->http_major == 1 && r->http_minor >= 1 && host == NULL) {
-        send_error(c, 400, "400 Bad Request: missing required Host header");
+        fw_conn_send_error(c, 400, "400 Bad Request: missing required Host header");
         return -1;
     }
     if (host && (count_headers(r, "Host") > 1 || !valid_host(host))) {
-        send_error(c, 400, "400 Bad Request: malformed Host header");
+        fw_conn_send_error(c, 400, "400 Bad Request: malformed Host header");
         return -1;
     }
     if (te && !value_is(te, "chunked")) {
-        send_error(c, 501, "501 Not Implemented: unsupported "
+        fw_conn_send_error(c, 501, "501 Not Implemented: unsupported "
                            "transfer encoding");
         return -1;
     }
@@ -1021,7 +404,7 @@ static int on_headers_complete(http_parser *p)
     const struct fw_header *expect;
 
     if (build_request(c) < 0) {
-        send_error(c, 431, "431 Request Header Fields Too Large");
+        fw_conn_send_error(c, 431, "431 Request Header Fields Too Large");
         return -1;
     }
     r->method = http_method_str((enum http_method)p->method);
@@ -1032,16 +415,16 @@ static int on_headers_complete(http_parser *p)
                                                      : -1;
     r->head_only = p->method == HTTP_HEAD;
     r->start_ns = uv_hrtime();
-    c->keep_alive = http_should_keep_alive(p) && !srv.no_keepalive;
+    c->keep_alive = http_should_keep_alive(p) && !fw_srv.no_keepalive;
     expect = fw_request_header(r, "Expect");
     c->expect_continue = r->http_minor >= 1 && value_is(expect,
                                                         "100-continue") &&
                          (r->chunked || r->content_length > 0);
     if (check_head(c) < 0)
         return -1;
-    if (srv.cfg.write_timeout_ms > 0)
+    if (fw_srv.cfg.write_timeout_ms > 0)
         uv_timer_start(&c->write_timer, on_write_timeout,
-                       (uint64_t)srv.cfg.write_timeout_ms, 0);
+                       (uint64_t)fw_srv.cfg.write_timeout_ms, 0);
     route(c);
     return c->closing ? -1 : 0;
 }
@@ -1087,21 +470,21 @@ static void parse_error(struct fw_conn *c, enum http_errno e)
         return;
     switch (e) {
     case HPE_HEADER_OVERFLOW:
-        send_error(c, 431, "431 Request Header Fields Too Large");
+        fw_conn_send_error(c, 431, "431 Request Header Fields Too Large");
         break;
     case HPE_CB_url:
     case HPE_CB_header_field:
     case HPE_CB_header_value:
         /* Our callbacks fail only when the head outgrows its cap. */
-        send_error(c, 431, "431 Request Header Fields Too Large");
+        fw_conn_send_error(c, 431, "431 Request Header Fields Too Large");
         break;
     case HPE_INVALID_TRANSFER_ENCODING:
-        send_error(c, 501, "501 Not Implemented: unsupported "
+        fw_conn_send_error(c, 501, "501 Not Implemented: unsupported "
                            "transfer encoding");
         break;
     default:
         fw_log(FW_DEBUG, "bad request: %s", http_errno_description(e));
-        send_error(c, 400, "400 Bad Request");
+        fw_conn_send_error(c, 400, "400 Bad Request");
         break;
     }
 }
@@ -1109,13 +492,13 @@ static void parse_error(struct fw_conn *c, enum http_errno e)
 /* Called when a request and its response are both complete. */
 static bool next_request(struct fw_conn *c)
 {
-    if (!c->keep_alive || srv.no_keepalive) {
-        conn_finish(c);
+    if (!c->keep_alive || fw_srv.no_keepalive) {
+        fw_conn_finish(c);
         return false;
     }
     request_reset(c);
     uv_timer_start(&c->read_timer, on_read_timeout,
-                   (uint64_t)srv.cfg.read_timeout_ms, 0);
+                   (uint64_t)fw_srv.cfg.read_timeout_ms, 0);
     return true;
 }
 
@@ -1152,7 +535,7 @@ static void feed(struct fw_conn *c)
     update_reading(c);
 }
 
-static void pump(struct fw_conn *c)
+void fw_conn_pump(struct fw_conn *c)
 {
     if (c->tunnel)
         update_reading(c);
@@ -1177,7 +560,7 @@ static void update_reading(struct fw_conn *c)
     if (want) {
         err = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         if (err < 0) {
-            conn_close(c);
+            fw_conn_close(c);
             return;
         }
     } else {
@@ -1215,7 +598,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         if (c->lingering)
             return;
         c->rlen += (size_t)n;
-        pump(c);
+        fw_conn_pump(c);
     } else if (n == UV_ENOBUFS) {
         /* Pipelined bytes wait for the response before them. */
         c->reading = true;
@@ -1224,7 +607,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         /* EOF or error: the client is gone, and so is its request. */
         if (n != UV_EOF)
             fw_log(FW_DEBUG, "client read: %s", uv_strerror((int)n));
-        conn_close(c);
+        fw_conn_close(c);
     }
 }
 
@@ -1237,8 +620,8 @@ int fw_request_tunnel(struct fw_request *r)
     uv_timer_stop(&c->write_timer);    /* a tunnel lasts as long as it may */
     uv_timer_stop(&c->read_timer);
     /* The 101 goes now: either side may wait for it before speaking. */
-    if (c->head_pending && queue_write(c, NULL, NULL, 0, false) < 0) {
-        conn_close(c);
+    if (c->head_pending && fw_conn_write(c, NULL, NULL, 0, false) < 0) {
+        fw_conn_close(c);
         return UV_EPIPE;
     }
     if (c->rpos < c->rlen && c->handler && c->handler->on_body) {
@@ -1299,7 +682,7 @@ void fw_request_resume(struct fw_request *r)
     if (!c->paused)
         return;
     c->paused = false;
-    pump(c);
+    fw_conn_pump(c);
 }
 
 /* ---- listener --------------------------------------------------------- */
@@ -1320,16 +703,16 @@ static void on_connection(uv_stream_t *l, int status)
         free(c);
         return;
     }
-    uv_tcp_init(srv.loop, &c->tcp);
-    uv_timer_init(srv.loop, &c->read_timer);
-    uv_timer_init(srv.loop, &c->write_timer);
+    uv_tcp_init(fw_srv.loop, &c->tcp);
+    uv_timer_init(fw_srv.loop, &c->read_timer);
+    uv_timer_init(fw_srv.loop, &c->write_timer);
     c->tcp.data = c->read_timer.data = c->write_timer.data = c;
     c->open_handles = 3;
-    c->next = srv.conns;
-    if (srv.conns)
-        srv.conns->prev = c;
-    srv.conns = c;
-    srv.n_conns++;
+    c->next = fw_srv.conns;
+    if (fw_srv.conns)
+        fw_srv.conns->prev = c;
+    fw_srv.conns = c;
+    fw_srv.n_conns++;
     fw_buf_init(&c->head, FW_HEAD_MAX);
     fw_fields_init(&c->fields, &c->head, FW_HEAD_MAX);
     fw_buf_init(&c->out_head, 0);
@@ -1338,13 +721,13 @@ static void on_connection(uv_stream_t *l, int status)
     c->keep_alive = true;
     c->file_fd = -1;
     if (uv_accept(l, (uv_stream_t *)&c->tcp) < 0) {
-        conn_close(c);
+        fw_conn_close(c);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
     request_reset(c);
     uv_timer_start(&c->read_timer, on_read_timeout,
-                   (uint64_t)srv.cfg.read_timeout_ms, 0);
+                   (uint64_t)fw_srv.cfg.read_timeout_ms, 0);
     update_reading(c);
 }
 
@@ -1357,14 +740,14 @@ static int listen_on(int family, int port)
         uv_ip6_addr("::", port, (struct sockaddr_in6 *)&addr);
     else
         uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)&addr);
-    err = uv_tcp_init_ex(srv.loop, &srv.listener, (unsigned)family);
+    err = uv_tcp_init_ex(fw_srv.loop, &fw_srv.listener, (unsigned)family);
     if (err < 0)
         return err;
-    err = uv_tcp_bind(&srv.listener, (struct sockaddr *)&addr, 0);
+    err = uv_tcp_bind(&fw_srv.listener, (struct sockaddr *)&addr, 0);
     if (err == 0)
-        err = uv_listen((uv_stream_t *)&srv.listener, 1024, on_connection);
+        err = uv_listen((uv_stream_t *)&fw_srv.listener, 1024, on_connection);
     if (err < 0)
-        uv_close((uv_handle_t *)&srv.listener, NULL);
+        uv_close((uv_handle_t *)&fw_srv.listener, NULL);
     return err;
 }
 
@@ -1372,8 +755,8 @@ int fw_server_start(uv_loop_t *loop, const struct fw_server_config *cfg)
 {
     int err;
 
-    srv.loop = loop;
-    srv.cfg = *cfg;
+    fw_srv.loop = loop;
+    fw_srv.cfg = *cfg;
     settings.on_message_begin = on_message_begin;
     settings.on_url = on_url;
     settings.on_header_field = on_header_field;
@@ -1391,39 +774,39 @@ int fw_server_start(uv_loop_t *loop, const struct fw_server_config *cfg)
     }
     if (err < 0)
         return err;
-    srv.listening = true;
+    fw_srv.listening = true;
     return 0;
 }
 
 static void on_listener_closed(uv_handle_t *h)
 {
     (void)h;
-    srv.listening = false;
+    fw_srv.listening = false;
     check_idle();
 }
 
 static void close_listener(void)
 {
-    if (srv.listening && !uv_is_closing((uv_handle_t *)&srv.listener))
-        uv_close((uv_handle_t *)&srv.listener, on_listener_closed);
+    if (fw_srv.listening && !uv_is_closing((uv_handle_t *)&fw_srv.listener))
+        uv_close((uv_handle_t *)&fw_srv.listener, on_listener_closed);
 }
 
 void fw_server_stop_keepalive(void)
 {
-    srv.no_keepalive = true;
+    fw_srv.no_keepalive = true;
 }
 
 void fw_server_drain(void (*on_idle)(void))
 {
     struct fw_conn *c, *next;
 
-    srv.on_idle = on_idle;
-    srv.no_keepalive = true;
+    fw_srv.on_idle = on_idle;
+    fw_srv.no_keepalive = true;
     close_listener();
-    for (c = srv.conns; c; c = next) {
+    for (c = fw_srv.conns; c; c = next) {
         next = c->next;
         if (!c->in_request && c->handler == NULL && c->rpos == c->rlen)
-            conn_close(c);    /* idle keep-alive connection */
+            fw_conn_close(c);    /* idle keep-alive connection */
         else
             c->keep_alive = false;
     }
@@ -1435,7 +818,7 @@ void fw_server_close(void)
     struct fw_conn *c, *next;
 
     close_listener();
-    for (c = srv.conns; c; c = next) {
+    for (c = fw_srv.conns; c; c = next) {
         next = c->next;
         conn_close_for(c, FW_ABORT_SHUTDOWN);
     }
@@ -1443,10 +826,10 @@ void fw_server_close(void)
 
 int64_t fw_server_inflight(void)
 {
-    return srv.inflight;
+    return fw_srv.inflight;
 }
 
 size_t fw_server_connections(void)
 {
-    return srv.n_conns;
+    return fw_srv.n_conns;
 }
