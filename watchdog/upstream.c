@@ -278,8 +278,13 @@ static void start_probe(uv_timer_t *t)
 {
     struct fw_worker *w = t->data;
 
-    if (w->probing || us.stopping || (!w->running && !w->daemon_check))
+    if (us.stopping || (!w->running && !w->daemon_check))
         return;
+    if (w->probing) {
+        /* The last probe is still closing: come back shortly. */
+        uv_timer_start(&w->timer, start_probe, FW_PROBE_MS, 0);
+        return;
+    }
     if (uv_tcp_init(us.loop, &w->probe) < 0) {
         uv_timer_start(&w->timer, start_probe, FW_PROBE_MS, 0);
         return;
