@@ -2,7 +2,6 @@
  * reaper, the mode, the listener, the loop, the exit code. The only
  * exit() of the program is here.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,22 +130,28 @@ static bool forward(int sig)
     return true;
 }
 
+/* Writes the lock file and starts answering 200 (spec 3). */
+static int accept_requests(void)
+{
+    int err = fw_health_accept();
+
+    if (err < 0) {
+        fw_log(FW_ERROR, "lock file: cannot write %s/.lock: %s (set "
+               "suppress_lock=true to run without it)", cfg.tmpdir,
+               uv_strerror(err));
+        return err;
+    }
+    accepting = true;
+    return 0;
+}
+
 /* http mode: a worker accepts connections. The first one makes the
  * watchdog ready (spec 3: the lock file only now). */
 static void on_upstream_ready(void)
 {
-    int err;
-
-    if (!accepting && !fw_health_stopping()) {
-        err = fw_health_accept();
-        if (err < 0) {
-            fw_log(FW_ERROR, "lock file: cannot write %s/.lock: %s (set "
-                   "suppress_lock=true to run without it)", cfg.tmpdir,
-                   uv_strerror(err));
-            fw_health_shutdown(true, 1, NULL, on_done);
-            return;
-        }
-        accepting = true;
+    if (!accepting && !fw_health_stopping() && accept_requests() < 0) {
+        fw_health_shutdown(true, 1, NULL, on_done);
+        return;
     }
     fw_proxy_dispatch_waiting();
 }
@@ -210,15 +215,7 @@ static int start_serving(uv_loop_t *loop)
         return fw_upstream_start(loop, &cfg, on_upstream_ready,
                                  on_upstream_fatal);
     }
-    err = fw_health_accept();
-    if (err < 0) {
-        fw_log(FW_ERROR, "lock file: cannot write %s/.lock: %s (set "
-               "suppress_lock=true to run without it)", cfg.tmpdir,
-               uv_strerror(err));
-        return err;
-    }
-    accepting = true;
-    return 0;
+    return accept_requests();
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
