@@ -133,7 +133,9 @@ void fw_request_resume(struct fw_request *r);
 
 /* Starts the response. content_length < 0 means unknown: chunked for
  * HTTP/1.1 clients, close-delimited for HTTP/1.0. Date, framing and
- * Connection headers are added. Returns 0 or -errno. */
+ * Connection headers are added. Nothing is sent yet: the head leaves
+ * with the first body bytes (or at the end). Returns 0 or -errno (out of
+ * memory); the handler then gives up with fw_response_abort(). */
 int fw_response_head(struct fw_request *r, int status,
                      const struct fw_hdr *hdrs, size_t n_hdrs,
                      int64_t content_length);
