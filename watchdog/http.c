@@ -1,11 +1,13 @@
 /* http.c - HTTP vocabulary: reason phrases, canonical header names,
  * dates, human-readable sizes, content sniffing and metric labels.
- * Pure functions over bytes; parsing and I/O belong to server.c.
+ * Pure functions over bytes (the duration reads the clock); parsing and
+ * I/O belong to server.c.
  */
 #include "http.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 /* Go's net/http StatusText, which the request log repeats (spec 6.3); it
  * keeps older names than http_parser.h (413, 414, 416) and knows 418. */
@@ -390,4 +392,14 @@ int fw_fields_value(struct fw_fields *f, const char *at, size_t len)
     }
     field->value_len += (uint32_t)len;
     return fw_buf_append(f->bytes, at, len) < 0 ? -1 : 0;
+}
+
+void fw_http_duration(uint64_t start_ns, char *out, size_t out_len)
+{
+    uint64_t us = (uv_hrtime() - start_ns) / 1000;
+
+    /* Six decimals as Go prints it, without floating point. */
+    snprintf(out, out_len, "%llu.%06llu",
+             (unsigned long long)(us / 1000000),
+             (unsigned long long)(us % 1000000));
 }

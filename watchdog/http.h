@@ -33,6 +33,10 @@ void fw_http_date(time_t t, char *out);
  * "12.35MB"); a negative size gives "-1B". out holds >= 16 bytes. */
 void fw_http_human_size(int64_t bytes, char *out, size_t out_len);
 
+/* Formats the seconds since start_ns (a uv_hrtime() value) as Go's
+ * X-Duration-Seconds: six decimals ("0.004187"). out holds >= 24 bytes. */
+void fw_http_duration(uint64_t start_ns, char *out, size_t out_len);
+
 /* Guesses a Content-Type from the first bytes of a body (spec 10):
  * returns a static string, or NULL for an empty body. */
 const char *fw_http_sniff(const char *body, size_t len);

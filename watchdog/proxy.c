@@ -138,15 +138,6 @@ static void preq_finish(struct preq *pr, bool reuse)
     uv_close((uv_handle_t *)&pr->deadline, on_preq_closed);
 }
 
-static void duration(const struct fw_request *r, char *out, size_t len)
-{
-    uint64_t us = (uv_hrtime() - r->start_ns) / 1000;
-
-    /* Six decimals as Go prints it, without floating point. */
-    snprintf(out, len, "%llu.%06llu", (unsigned long long)(us / 1000000),
-             (unsigned long long)(us % 1000000));
-}
-
 /* Spec 6.3: 500 when the upstream refused or reset, 504 past the
  * deadline, both with of-watchdog's headers; a response under way can
  * only be cut. */
@@ -170,7 +161,7 @@ static void fail(struct preq *pr, int status)
         fw_response_abort(r);
         return;
     }
-    duration(r, secs, sizeof(secs));
+    fw_http_duration(r->start_ns, secs, sizeof(secs));
     preq_finish(pr, false);
     fw_response_send(r, status, hdrs, 2, NULL, 0);
 }
@@ -699,7 +690,7 @@ static int on_up_headers(http_parser *p)
         return -1;
     fw_buf_init(&store, 0);
     n = pass_headers(uc, hdrs, FW_MAX_HEADERS - 1, &store, upgrade);
-    duration(pr->r, secs, sizeof(secs));
+    fw_http_duration(pr->r->start_ns, secs, sizeof(secs));
     hdrs[n++] = (struct fw_hdr){ "X-Duration-Seconds", secs };
     if (upgrade) {
         /* Spec 6.3: a 101 turns both connections into one tunnel. */

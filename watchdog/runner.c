@@ -162,15 +162,6 @@ static void on_request_abort(struct fw_request *r, enum fw_abort why)
 
 /* ---- answering -------------------------------------------------------- */
 
-static void duration(const struct fw_request *r, char *out, size_t len)
-{
-    uint64_t us = (uv_hrtime() - r->start_ns) / 1000;
-
-    /* Six decimals as Go prints it, without floating point. */
-    snprintf(out, len, "%llu.%06llu", (unsigned long long)(us / 1000000),
-             (unsigned long long)(us % 1000000));
-}
-
 static const char *content_type(const struct fw_request *r,
                                 const char *body, size_t len)
 {
@@ -212,7 +203,7 @@ static void answer_classic(struct fw_run *run, bool failed)
         fw_buf_release(&body);
         return;
     }
-    duration(r, secs, sizeof(secs));
+    fw_http_duration(r->start_ns, secs, sizeof(secs));
     if (content_type(r, o->data, o->len))
         hdrs[n++] = (struct fw_hdr){ "Content-Type",
                                      content_type(r, o->data, o->len) };
@@ -229,7 +220,7 @@ static void answer_serializing(struct fw_run *run, bool failed)
         { "X-Duration-Seconds", secs },
     };
 
-    duration(r, secs, sizeof(secs));
+    fw_http_duration(r->start_ns, secs, sizeof(secs));
     if (failed)
         fw_response_send(r, 500, hdrs, 2, run->error, strlen(run->error));
     else
