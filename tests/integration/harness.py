@@ -14,7 +14,6 @@ told otherwise); dying of a signal always fails the test.
 No sleeps as synchronisation: wait_for() polls a condition to a deadline.
 """
 
-import base64
 import hashlib
 import http.client
 import os
@@ -687,6 +686,26 @@ class WatchdogTest(unittest.TestCase):
         if isinstance(body, str):
             body = body.encode()
         self.assertEqual((resp.status, resp.body), (status, body), resp)
+
+
+def send_in_background(conn, total):
+    """Sends sha256_stream(total) on conn's socket from a thread, so the
+    test can read the response meanwhile. Returns (thread, sha256 of
+    what was sent, list of exceptions raised while sending)."""
+    sent = hashlib.sha256()
+    errors = []
+
+    def sender():
+        try:
+            for block in sha256_stream(total):
+                sent.update(block)
+                conn.sock.sendall(block)
+        except Exception as e:               # reported by the caller
+            errors.append(e)
+
+    th = threading.Thread(target=sender, daemon=True)
+    th.start()
+    return th, sent, errors
 
 
 def sha256_stream(total, block=1 << 20, seed=b"fwatchdog"):

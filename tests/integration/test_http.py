@@ -12,10 +12,10 @@ import socket
 import threading
 import time
 
-from harness import (ANY_EXIT, HERE, WRAPPER, InFlight, RawConn, T,
-                     WatchdogTest, build_request, chunked, dur, fp, free_port,
-                     pid_dead, proc_stat, request, rss_kib, sha256_stream,
-                     wait_for)
+from harness import (ANY_EXIT, HERE, T, WRAPPER, build_request, chunked, dur,
+                     fp, free_port, InFlight, pid_dead, proc_stat, RawConn,
+                     request, rss_kib, send_in_background, wait_for,
+                     WatchdogTest)
 
 UPSTREAMS = os.path.join(HERE, "upstreams")
 RSS_LIMIT_KIB = 32 << 10
@@ -444,19 +444,7 @@ class HttpStreamingTest(HttpTest):
         sampler = RssSampler(wd.pid)
         c.send("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                % total)
-        sent = hashlib.sha256()
-        errors = []
-
-        def sender():
-            try:
-                for block in sha256_stream(total):
-                    sent.update(block)
-                    c.sock.sendall(block)
-            except Exception as e:           # reported below
-                errors.append(e)
-
-        th = threading.Thread(target=sender, daemon=True)
-        th.start()
+        th, sent, errors = send_in_background(c, total)
         r = c.read_response("POST", timeout=timeout)
         th.join(timeout)
         peak = sampler.stop()

@@ -5,10 +5,10 @@ import os
 import socket
 import threading
 
-from harness import (WatchdogTest, RawConn, T, build_request, chunked,
-                     fixture, fp, parse_env, pid_reaped, proc_stat, rss_kib,
-                     read_pidfile, request, sh_fixture, sha256_stream,
-                     wait_for)
+from harness import (T, build_request, chunked, parse_env, pid_reaped,
+                     proc_stat, RawConn, read_pidfile, request, rss_kib,
+                     send_in_background, sh_fixture, sha256_stream, wait_for,
+                     WatchdogTest)
 
 ALL_BYTES = bytes(range(256)) * 64
 
@@ -42,19 +42,7 @@ class StreamingEchoTest(WatchdogTest):
         self.addCleanup(c.close)
         c.send("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                % total)
-        sent = hashlib.sha256()
-        errors = []
-
-        def sender():
-            try:
-                for block in sha256_stream(total):
-                    sent.update(block)
-                    c.sock.sendall(block)
-            except Exception as e:           # reported below
-                errors.append(e)
-
-        th = threading.Thread(target=sender, daemon=True)
-        th.start()
+        th, sent, errors = send_in_background(c, total)
         got = hashlib.sha256()
         count = [0]
 
