@@ -17,22 +17,28 @@ static const int handled[] = {
 
 static uv_signal_t handles[N_HANDLED];
 static struct fw_pid1_hooks hooks;
-static int interrupts;
+static int first_stop;         /* the signal that started the drain */
 
 static void on_signal(uv_signal_t *h, int sig)
 {
     (void)h;
     switch (sig) {
     case SIGTERM:
-        hooks.on_stop(false);
+        if (first_stop == 0)
+            first_stop = sig;
+        hooks.on_stop(false);    /* again: the drain goes on */
         return;
     case SIGINT:
-        if (++interrupts > 1) {
+        /* Ctrl-C twice stops an interactive run at once; an
+         * orchestrator's drain (SIGTERM) is never cut short. */
+        if (first_stop == SIGINT) {
             fw_log(FW_INFO, "SIGINT again: exiting now");
             hooks.on_force();
-        } else {
-            hooks.on_stop(true);
+            return;
         }
+        if (first_stop == 0)
+            first_stop = sig;
+        hooks.on_stop(true);
         return;
     default:
         if (hooks.forward && hooks.forward(sig))

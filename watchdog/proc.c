@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sandbox.h"
 
 #define FW_PROC_BUCKETS 256
 
@@ -34,6 +35,16 @@ static struct fw_proc *table[FW_PROC_BUCKETS];
 static size_t registered;
 static uv_signal_t sigchld;
 static bool started;
+
+/* Groups sent SIGTERM that get SIGKILL at their deadline. */
+struct doomed {
+    pid_t pgid;
+    uint64_t kill_at_ms;         /* uv_now() time */
+    struct doomed *next;
+};
+
+static struct doomed *doomed;
+static uv_timer_t doom_timer;
 
 static struct fw_proc **slot(pid_t pid)
 {
@@ -65,6 +76,8 @@ static struct fw_proc *take(pid_t pid)
     }
     return NULL;
 }
+
+static void spare(pid_t pid);
 
 static void on_sigchld(uv_signal_t *h, int signum)
 {
@@ -110,6 +123,7 @@ int fw_proc_init(uv_loop_t *loop)
         return err;
     }
     uv_unref((uv_handle_t *)&sigchld);
+    uv_timer_init(loop, &doom_timer);
     started = true;
     /* Children may have exited before the handler existed. */
     on_sigchld(&sigchld, SIGCHLD);
@@ -118,8 +132,18 @@ int fw_proc_init(uv_loop_t *loop)
 
 void fw_proc_close(void)
 {
-    if (started && !uv_is_closing((uv_handle_t *)&sigchld))
+    struct doomed *d;
+
+    /* Nobody will wait out the graces any more. */
+    while ((d = doomed) != NULL) {
+        doomed = d->next;
+        fw_proc_kill_group(d->pgid, SIGKILL);
+        free(d);
+    }
+    if (started && !uv_is_closing((uv_handle_t *)&sigchld)) {
         uv_close((uv_handle_t *)&sigchld, NULL);
+        uv_close((uv_handle_t *)&doom_timer, NULL);
+    }
 }
 
 /* The child runs on this stack while we are suspended (CLONE_VFORK),
@@ -129,6 +153,7 @@ static char child_stack[128 * 1024] __attribute__((aligned(64)));
 struct child_args {
     const struct fw_spawn *s;
     volatile int err;            /* set by the child when exec fails */
+    const char *volatile step;   /* the sandbox step that failed, or NULL */
 };
 
 /* In the child, between clone and exec. It shares our memory (CLONE_VM)
@@ -147,7 +172,8 @@ static int child_main(void *arg)
         unsigned long mask;
     } dfl;
     unsigned long mask = 0;
-    int i, null_fd = -1, fds[3];
+    int i, err, null_fd = -1, fds[3];
+    const char *step = NULL;
 
     /* Handlers first: signals are blocked until the mask is cleared.
      * Raw system calls: glibc's wrappers refuse its reserved signals
@@ -180,6 +206,12 @@ static int child_main(void *arg)
         }
     }
 
+    err = fw_sandbox_apply(&step);
+    if (err < 0) {
+        a->err = -err;
+        a->step = step;
+        _exit(127);
+    }
     execve(s->path, s->argv, s->envp);
     a->err = errno;
     if (write(2, msg, sizeof(msg) - 1) < 0) {
@@ -207,10 +239,14 @@ int fw_proc_spawn(struct fw_proc *p, const struct fw_spawn *s)
     sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0)
         return -err;
+    if (a.step != NULL)
+        fw_log(FW_ERROR, "%s: cannot apply to the child: %s", a.step,
+               strerror(a.err));
     if (a.err != 0)
         return -a.err;    /* the reaper collects the child */
     p->pid = pid;
     insert(p);
+    spare(pid);
     return 0;
 }
 
@@ -227,6 +263,84 @@ void fw_proc_kill_group(pid_t pgid, int sig)
     if (kill(-pgid, sig) < 0 && errno != ESRCH)
         fw_log(FW_ERROR, "kill process group %d: %s", (int)pgid,
                strerror(errno));
+}
+
+static void on_doom_timer(uv_timer_t *t);
+
+static void arm_doom_timer(void)
+{
+    uint64_t now = uv_now(doom_timer.loop), next = UINT64_MAX;
+    struct doomed *d;
+
+    for (d = doomed; d; d = d->next)
+        if (d->kill_at_ms < next)
+            next = d->kill_at_ms;
+    if (doomed == NULL)
+        uv_timer_stop(&doom_timer);
+    else
+        uv_timer_start(&doom_timer, on_doom_timer,
+                       next > now ? next - now : 0, 0);
+}
+
+static void on_doom_timer(uv_timer_t *t)
+{
+    uint64_t now = uv_now(t->loop);
+    struct doomed **dp = &doomed, *d;
+
+    while ((d = *dp) != NULL) {
+        if (d->kill_at_ms <= now) {
+            *dp = d->next;
+            fw_proc_kill_group(d->pgid, SIGKILL);
+            free(d);
+        } else {
+            dp = &d->next;
+        }
+    }
+    arm_doom_timer();
+}
+
+/* A new child got pid: a group of that id cannot still exist (the
+ * kernel does not reuse a live group's id), so a pending SIGKILL for the
+ * old one must not hit the new. */
+static void spare(pid_t pid)
+{
+    struct doomed **dp = &doomed, *d;
+
+    while ((d = *dp) != NULL) {
+        if (d->pgid == pid) {
+            *dp = d->next;
+            free(d);
+        } else {
+            dp = &d->next;
+        }
+    }
+}
+
+void fw_proc_stop_group(pid_t pgid, uint64_t grace_ms)
+{
+    struct doomed *d;
+
+    if (pgid <= 1)
+        return;
+    if (grace_ms == 0 || !started) {
+        fw_proc_kill_group(pgid, SIGKILL);
+        return;
+    }
+    for (d = doomed; d; d = d->next)
+        if (d->pgid == pgid)
+            return;      /* already on its way: keep the first deadline */
+    d = malloc(sizeof(*d));
+    if (d == NULL) {
+        fw_proc_kill_group(pgid, SIGKILL);
+        return;
+    }
+    fw_proc_kill_group(pgid, SIGTERM);
+    fw_proc_kill_group(pgid, SIGCONT);    /* a stopped one must see it */
+    d->pgid = pgid;
+    d->kill_at_ms = uv_now(doom_timer.loop) + grace_ms;
+    d->next = doomed;
+    doomed = d;
+    arm_doom_timer();
 }
 
 size_t fw_proc_count(void)
@@ -274,6 +388,19 @@ static int search_path(const char *name, char *out, size_t out_len)
     return -ENOENT;
 }
 
+void fw_proc_strerror(int err, char *out, size_t out_len)
+{
+    /* Go's errno texts are glibc's in lower case. */
+    const char *msg = strerror(err < 0 ? -err : err);
+    size_t i;
+
+    if (out_len == 0)
+        return;
+    for (i = 0; msg[i] && i + 1 < out_len; i++)
+        out[i] = (char)tolower((unsigned char)msg[i]);
+    out[i] = '\0';
+}
+
 int fw_proc_resolve(const char *name, char *out, size_t out_len)
 {
     int err;
@@ -282,15 +409,11 @@ int fw_proc_resolve(const char *name, char *out, size_t out_len)
         return search_path(name, out, out_len);
     err = check_file(name);
     if (err < 0) {
-        /* Go's errno texts are glibc's in lower case. */
-        const char *msg = strerror(-err);
         int n = snprintf(out, out_len, "fork/exec %s: ", name);
-        size_t at = n < 0 ? out_len : (size_t)n, i;
+        size_t at = n < 0 ? out_len : (size_t)n;
 
-        for (i = 0; msg[i] && at + 1 < out_len; i++)
-            out[at++] = (char)tolower((unsigned char)msg[i]);
         if (at < out_len)
-            out[at] = '\0';
+            fw_proc_strerror(err, out + at, out_len - at);
         return err;
     }
     snprintf(out, out_len, "%s", name);

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -40,8 +41,8 @@ int fw_proc_init(uv_loop_t *loop);
 void fw_proc_close(void);
 
 /* Starts a child in its own session and process group, with default
- * signal dispositions, an empty mask and s->stdio on 0..2, executing
- * s->path. Returns once the exec has happened (or failed). On success
+ * signal dispositions, an empty mask, s->stdio on 0..2 and no other fd,
+ * under the sandbox (sandbox.h), executing s->path. Returns once the exec has happened (or failed). On success
  * p->pid is set and p is registered: its on_exit runs once the child is
  * reaped. Returns 0 or -errno (clone or exec failed; p not registered).
  */
@@ -54,11 +55,21 @@ void fw_proc_forget(struct fw_proc *p);
  * Tolerates ESRCH. */
 void fw_proc_kill_group(pid_t pgid, int sig);
 
+/* Ends a process group: SIGKILL at once when grace_ms is 0, otherwise
+ * SIGTERM (and SIGCONT) now and SIGKILL grace_ms later, whatever became
+ * of the child's owner meanwhile. fw_proc_close() kills what is still
+ * waiting. */
+void fw_proc_stop_group(pid_t pgid, uint64_t grace_ms);
+
 /* Finds name as execvp would (PATH search when it has no '/'). On
  * success writes the path into out and returns 0; otherwise returns
  * -errno and writes the Go watchdogs' error text into out
  * ("exec: \"x\": executable file not found in $PATH"). */
 int fw_proc_resolve(const char *name, char *out, size_t out_len);
+
+/* Writes Go's text of an errno (-errno accepted too): glibc's message in
+ * lower case, "exec format error". */
+void fw_proc_strerror(int err, char *out, size_t out_len);
 
 /* Writes Go's wording of a wait status: "exit status 3",
  * "signal: killed". Returns false for a clean exit (status 0). */

@@ -142,6 +142,22 @@ def zombie_children(pid):
     return out
 
 
+def children(pid):
+    """Pids of the children of pid, of all its threads (from /proc)."""
+    out = []
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return out
+    for tid in tasks:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out += [int(x) for x in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return out
+
+
 def read_pidfile(path, timeout):
     def get():
         try:
@@ -482,7 +498,8 @@ def run_cli(args, env=None, timeout=None):
 class Watchdog:
     """One running fwatchdog."""
 
-    def __init__(self, env, tmpdir, args=(), expect_exit=0, cwd=None):
+    def __init__(self, env, tmpdir, args=(), expect_exit=0, cwd=None,
+                 launcher=()):
         self.tmpdir = tmpdir
         self.port = int(env["port"])
         self.env = env
@@ -490,7 +507,7 @@ class Watchdog:
         self.lines = []              # (stream, text)
         self.cond = threading.Condition()
         self.lock_path = os.path.join(env.get("TMPDIR", "/tmp"), ".lock")
-        cmd = WRAPPER + [BINARY] + list(args)
+        cmd = list(launcher) + WRAPPER + [BINARY] + list(args)
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE,
@@ -505,6 +522,13 @@ class Watchdog:
         for t in self.readers:
             t.start()
         self.stopped = False
+        # the watchdog's own pid: with a launcher that forks (unshare
+        # --fork), its child; signals go there
+        self.wd_pid = self.pid
+        if launcher:
+            self.wd_pid = wait_for(
+                lambda: (children(self.pid) or [None])[0] if self.alive()
+                else -1, T(10), "launched watchdog")
 
     def _read(self, pipe, name):
         for raw in iter(pipe.readline, b""):
@@ -575,7 +599,8 @@ class Watchdog:
                              % (last, self.log_text(None)))
 
     def signal(self, sig):
-        self.proc.send_signal(sig)
+        if self.proc.poll() is None:
+            os.kill(self.wd_pid, sig)
 
     def shutdown(self):
         """SIGTERM, wait, return a list of problems (empty when fine)."""
@@ -589,7 +614,7 @@ class Watchdog:
         if self.proc.poll() is None:
             try:
                 if not exiting:
-                    self.proc.send_signal(signal.SIGTERM)
+                    os.kill(self.wd_pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
             try:
@@ -658,14 +683,16 @@ class WatchdogTest(unittest.TestCase):
                 e[k] = str(v)
         return e
 
-    def start(self, wait=True, args=(), expect_exit=0, cwd=None, **env):
+    def start(self, wait=True, args=(), expect_exit=0, cwd=None,
+              launcher=(), **env):
         """Starts a watchdog. Keyword arguments are environment variables
-        (None removes one of the defaults)."""
+        (None removes one of the defaults); launcher is a command prefix
+        that runs it (unshare ...)."""
         e = self.base_env(**env)
         last = None
         for _ in range(3):           # a free port may be taken meanwhile
             wd = Watchdog(e, self.tmp, args=args, expect_exit=expect_exit,
-                          cwd=cwd)
+                          cwd=cwd, launcher=launcher)
             self.watchdogs.append(wd)
             if not wait:
                 return wd

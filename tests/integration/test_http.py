@@ -163,6 +163,22 @@ class HttpTest(WatchdogTest):
             wd.up_port = up
             return wd
 
+    def check_signals_forwarded(self, wd, record):
+        """Each job-control and user signal reaches the upstream, which
+        keeps serving."""
+        sent = []
+        for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
+                    signal.SIGQUIT, signal.SIGWINCH):
+            wd.signal(sig)
+            sent.append(sig.name)
+
+            def recorded():
+                with open(record) as f:
+                    return f.read().split() == sent
+            wait_for(recorded, T(5), "upstream to record %s" % sent)
+        self.assertTrue(wd.alive())
+        self.assertEqual(request(wd.port, "GET", "/still").status, 200)
+
     def assertInternalError(self, r, status):
         self.assertEqual((r.status, r.body), (status, b""), r)
         self.assertEqual(r.header(INTERNAL), "of-watchdog", r)
@@ -648,19 +664,9 @@ class HttpLifecycleTest(HttpTest):
 
     def test_signals_forwarded_to_upstream(self):
         record = self.path("signals")
-        wd = self.start_http("signals.py", record)
-        sent = []
-        for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2,
-                    signal.SIGQUIT, signal.SIGWINCH):
-            wd.signal(sig)
-            sent.append(sig.name)
+        self.check_signals_forwarded(self.start_http("signals.py", record),
+                                     record)
 
-            def recorded():
-                with open(record) as f:
-                    return f.read().split() == sent
-            wait_for(recorded, T(5), "upstream to record %s" % sent)
-        self.assertTrue(wd.alive())
-        self.assertEqual(request(wd.port, "GET", "/still").status, 200)
 
 
 # ------------------------------------------------------------ workers

@@ -113,6 +113,19 @@ class ShutdownTest(WatchdogTest):
         self.release()
         slow.thread.join(T(10))
 
+    def test_signals_during_a_sigterm_drain_do_not_cut_it_short(self):
+        wd = self.slow_watchdog(write_timeout=dur(20), exec_timeout=dur(20))
+        slow = InFlight(wd.port)
+        self.wait_started()
+        wd.signal(signal.SIGTERM)
+        wd.wait_log(r"No new connections allowed, draining: 1 requests")
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGINT):
+            wd.signal(sig)
+        self.assertIsNone(wd.wait_exit(T(1)), "drain cut short")
+        self.release()
+        self.assertBody(slow.join(), b"released\n")
+        self.assertEqual(wd.wait_exit(T(5)), 0, wd.log_text())
+
     def test_other_signals_ignored_in_fork_modes(self):
         wd = self.start(fprocess="cat")
         for sig in (signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,

@@ -582,6 +582,81 @@ START_TEST(log_buffer_size_must_be_an_integer)
 }
 END_TEST
 
+START_TEST(sandbox_sizes_take_units)
+{
+    LOAD_EQ(fprocess_max_memory, 0, FP);
+    LOAD_EQ(fprocess_max_memory, 4096, FP, { "fprocess_max_memory", "4096" });
+    LOAD_EQ(fprocess_max_memory, 64 << 20, FP,
+            { "fprocess_max_memory", "64Mi" });
+    LOAD_EQ(fprocess_max_memory, 512000000, FP,
+            { "fprocess_max_memory", "512M" });
+    LOAD_EQ(fprocess_max_memory, INT64_C(1) << 30, FP,
+            { "fprocess_max_memory", "1Gi" });
+    LOAD_EQ(fprocess_max_memory, 2000, FP, { "fprocess_max_memory", "2k" });
+    expect_fatal(ENV(FP, { "fprocess_max_memory", "64MB" }),
+                 "fprocess_max_memory: \"64MB\" is not a size (expected "
+                 "bytes, or 64Mi, 512M, 1Gi)");
+    expect_fatal(ENV(FP, { "fprocess_max_memory", "-1" }),
+                 "fprocess_max_memory: \"-1\" is not a size (expected "
+                 "bytes, or 64Mi, 512M, 1Gi)");
+    expect_fatal(ENV(FP, { "fprocess_max_memory", "99999999999Gi" }),
+                 "fprocess_max_memory: \"99999999999Gi\" is not a size "
+                 "(expected bytes, or 64Mi, 512M, 1Gi)");
+}
+END_TEST
+
+START_TEST(sandbox_counts_are_strict)
+{
+    LOAD_EQ(fprocess_max_open_files, 0, FP);
+    LOAD_EQ(fprocess_max_open_files, 64, FP,
+            { "fprocess_max_open_files", "64" });
+    LOAD_EQ(fprocess_max_cpu_seconds, 5, FP,
+            { "fprocess_max_cpu_seconds", "5" });
+    LOAD_EQ(fprocess_max_processes, 9, FP,
+            { "fprocess_max_processes", "9" });
+    /* A typo must not silently lift a limit. */
+    expect_fatal(ENV(FP, { "fprocess_max_cpu_seconds", "1m" }),
+                 "fprocess_max_cpu_seconds: \"1m\" is not a non-negative "
+                 "integer");
+    expect_fatal(ENV(FP, { "fprocess_max_processes", "-2" }),
+                 "fprocess_max_processes: \"-2\" is not a non-negative "
+                 "integer");
+}
+END_TEST
+
+START_TEST(sandbox_strings_and_grace)
+{
+    LOAD_EQ(exec_timeout_grace_ms, 0, FP);
+    LOAD_EQ(exec_timeout_grace_ms, 2500, FP, { "exec_timeout_grace", "2.5s" });
+    LOAD_EQ(fprocess_no_new_privs, false, FP);
+    LOAD_EQ(fprocess_no_new_privs, true, FP,
+            { "fprocess_no_new_privs", "true" });
+    LOAD_STR(fprocess_user, "app:app", FP, { "fprocess_user", "app:app" });
+    LOAD_STR(fprocess_workdir, "/home/app", FP,
+             { "fprocess_workdir", "/home/app" });
+}
+END_TEST
+
+START_TEST(log_format_is_text_or_json)
+{
+    LOAD_EQ(log_json, false, FP);
+    LOAD_EQ(log_json, false, FP, { "log_format", "text" });
+    LOAD_EQ(log_json, true, FP, { "log_format", "json" });
+    expect_fatal(ENV(FP, { "log_format", "JSON" }),
+                 "log_format: unsupported format \"JSON\" (expected text "
+                 "or json)");
+}
+END_TEST
+
+START_TEST(log_requests_is_a_go_boolean_defaulting_to_true)
+{
+    LOAD_WARNS(0, log_requests, true, FP);
+    LOAD_WARNS(0, log_requests, false, FP, { "log_requests", "0" });
+    LOAD_WARNS(0, log_requests, false, FP, { "log_requests", "False" });
+    LOAD_WARNS(1, log_requests, true, FP, { "log_requests", "off" });
+}
+END_TEST
+
 /* ---- booleans ------------------------------------------------------------ */
 
 static const struct {
@@ -962,6 +1037,11 @@ static void add_value_tests(Suite *s)
     ADD(port_reads_1_to_65535);
     ADD(metrics_port_zero_turns_metrics_off);
     ADD(log_buffer_size_must_be_an_integer);
+    ADD(sandbox_sizes_take_units);
+    ADD(sandbox_counts_are_strict);
+    ADD(sandbox_strings_and_grace);
+    ADD(log_format_is_text_or_json);
+    ADD(log_requests_is_a_go_boolean_defaulting_to_true);
     tc = tcase(s, "booleans");
     LOOP(plain_booleans_are_true_or_1, plain_bools);
     LOOP(prefix_logs_and_log_callid_use_go_booleans, go_bools);
