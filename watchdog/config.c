@@ -25,8 +25,10 @@ enum kind {
     COUNT,    /* int64_t >= 0 */
     PORT,     /* int, 1..65535 */
     BYTES,    /* int64_t, any integer; not an integer is fatal */
+    SIZE,     /* int64_t >= 0, bytes with k M G Ki Mi Gi; bad is fatal */
     BOOL,     /* "true" or "1" */
     GO_BOOL,  /* Go's strconv.ParseBool set */
+    FORMAT,   /* bool: "json" true, "text" false; anything else is fatal */
     REFUSED,  /* a feature fwatchdog lacks: true is fatal */
     IGNORED,  /* accepted for compatibility, no effect */
 };
@@ -41,6 +43,7 @@ enum flag {
     NONZERO = 1 << 6,         /* DURATION <= 0 is fatal outside classic */
     ZERO_OFF = 1 << 7,        /* PORT: 0 turns the listener off */
     FIELD_DEFAULT = 1 << 8,   /* default is the value of default_field */
+    STRICT = 1 << 9,          /* COUNT: a bad value is fatal, not ignored */
 };
 
 #define MODE_BIT(m) (1u << (m))
@@ -79,7 +82,7 @@ static const struct setting settings[] = {
       .offset = FIELD(port), .help = "TCP port of the function listener" },
     { .name = "metrics_port", .kind = PORT, .flags = ZERO_OFF, .modes = ALL,
       .fallback = "8081", .offset = FIELD(metrics_port),
-      .help = "port of /metrics, not served yet;\n0 = off" },
+      .help = "port of GET /metrics (Prometheus\ntext); 0 = off" },
     { .name = "upstream_url", .alias = "http_upstream_url", .kind = URL,
       .flags = ALIAS_WINS | REQUIRED, .modes = IN(HTTP),
       .offset = FIELD(upstream_url),
@@ -136,6 +139,14 @@ static const struct setting settings[] = {
     { .name = "log_callid", .alias = "log_call_id", .kind = GO_BOOL,
       .modes = ALL, .fallback = "false", .offset = FIELD(log_callid),
       .help = "append [X-Call-Id] to request lines;\nGo booleans as above" },
+    { .name = "log_requests", .kind = GO_BOOL, .modes = ALL,
+      .fallback = "true", .offset = FIELD(log_requests),
+      .help = "one access-log line per function\nrequest; Go booleans as "
+              "above" },
+    { .name = "log_format", .kind = FORMAT, .modes = ALL, .fallback = "text",
+      .offset = FIELD(log_json),
+      .help = "text (the Go watchdogs' lines) or json\n(one object per "
+              "line)" },
     { .name = "write_debug", .kind = BOOL,
       .flags = CLASSIC_TRIGGER | CLASSIC_EXACT,
       .modes = IN(CLASSIC) | IN(SERIALIZING), .fallback = "false",
@@ -159,6 +170,39 @@ static const struct setting settings[] = {
       .flags = CLASSIC_TRIGGER | CLASSIC_EXACT, .modes = IN(CLASSIC),
       .fallback = "true", .offset = FIELD(cgi_headers),
       .help = "pass headers as Http_* variables" },
+    { .name = "exec_timeout_grace", .kind = DURATION, .modes = FORK,
+      .fallback = "0s", .offset = FIELD(exec_timeout_grace_ms),
+      .help = "on a timeout, a client gone or the\n"
+              "drain deadline: SIGTERM the child's\n"
+              "group, SIGKILL after this; 0 = SIGKILL\n"
+              "at once" },
+    { .name = "fprocess_user", .kind = STRING, .modes = FORK | IN(HTTP),
+      .offset = FIELD(fprocess_user), .help = "run children as this user: "
+      "name, uid,\nname:group or uid:gid; needs root" },
+    { .name = "fprocess_workdir", .kind = STRING, .modes = FORK | IN(HTTP),
+      .offset = FIELD(fprocess_workdir), .help = "children's working "
+      "directory; unset:\nthe watchdog's" },
+    { .name = "fprocess_no_new_privs", .kind = BOOL,
+      .modes = FORK | IN(HTTP), .fallback = "false",
+      .offset = FIELD(fprocess_no_new_privs), .help = "PR_SET_NO_NEW_PRIVS "
+      "for children:\nsetuid binaries gain nothing" },
+    { .name = "fprocess_max_memory", .kind = SIZE, .modes = FORK | IN(HTTP),
+      .fallback = "0", .offset = FIELD(fprocess_max_memory),
+      .help = "address space per child (RLIMIT_AS):\n"
+              "bytes, or 64Mi, 512M, 1Gi; 0 = none" },
+    { .name = "fprocess_max_cpu_seconds", .kind = COUNT, .flags = STRICT,
+      .modes = FORK | IN(HTTP), .fallback = "0",
+      .offset = FIELD(fprocess_max_cpu_seconds),
+      .help = "CPU seconds per child (RLIMIT_CPU);\n0 = none" },
+    { .name = "fprocess_max_open_files", .kind = COUNT, .flags = STRICT,
+      .modes = FORK | IN(HTTP), .fallback = "0",
+      .offset = FIELD(fprocess_max_open_files),
+      .help = "open files per child (RLIMIT_NOFILE);\n0 = none" },
+    { .name = "fprocess_max_processes", .kind = COUNT, .flags = STRICT,
+      .modes = FORK | IN(HTTP), .fallback = "0",
+      .offset = FIELD(fprocess_max_processes),
+      .help = "processes of the children's user\n(RLIMIT_NPROC; root is "
+              "exempt); 0 = none" },
     { .name = "jwt_auth", .kind = REFUSED, .modes = ALL, .fallback = "false",
       .help = "not supported: true refuses to start" },
     { .name = "jwt_auth_debug", .kind = IGNORED, .help = "ignored" },
@@ -502,6 +546,9 @@ static int load_integer(struct loader *ld, const struct setting *s,
     if (err < 0 && s->kind == BYTES)
         return fail(ld, "%s: %s is not an integer (expected bytes; "
                     "negative = unlimited)", name, quote(val, q, sizeof(q)));
+    if ((s->flags & STRICT) && (err < 0 || n < 0))
+        return fail(ld, "%s: %s is not a non-negative integer", name,
+                    quote(val, q, sizeof(q)));
     if (s->kind != BYTES && (err < 0 || n < 0)) {
         warnf(ld, "%s: %s is not a non-negative integer; using %" PRId64,
               name, quote(val, q, sizeof(q)), def);
@@ -515,6 +562,53 @@ static int load_integer(struct loader *ld, const struct setting *s,
         *(int *)field(ld, s) = (int)n;
     else
         *(int64_t *)field(ld, s) = n;
+    return 0;
+}
+
+/* "0", "4096", "64Mi", "512M", "1Gi": decimal or binary multiples. */
+static int parse_size(const char *s, int64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        int64_t factor;
+    } units[] = {
+        { "", 1 }, { "k", 1000 }, { "K", 1000 }, { "Ki", 1024 },
+        { "M", 1000 * 1000 }, { "Mi", 1024 * 1024 },
+        { "G", 1000 * 1000 * 1000 }, { "Gi", 1024 * 1024 * 1024 },
+    };
+    char digits[24];
+    size_t n = strspn(s, "0123456789"), i;
+    int64_t v;
+
+    if (n == 0 || n >= sizeof(digits))
+        return -EINVAL;
+    memcpy(digits, s, n);
+    digits[n] = '\0';
+    if (parse_int(digits, &v) < 0)
+        return -EINVAL;
+    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(s + n, units[i].suffix) != 0)
+            continue;
+        if (v > INT64_MAX / units[i].factor)
+            return -ERANGE;
+        *out = v * units[i].factor;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static int load_size(struct loader *ld, const struct setting *s,
+                     const char *name, const char *val)
+{
+    int64_t *out = field(ld, s);
+    char q[QUOTED_MAX];
+
+    *out = 0;
+    if (fallback_of(ld, s) && parse_size(fallback_of(ld, s), out) < 0)
+        assert(!"bad size default in the settings table");
+    if (val && parse_size(val, out) < 0)
+        return fail(ld, "%s: %s is not a size (expected bytes, or 64Mi, "
+                    "512M, 1Gi)", name, quote(val, q, sizeof(q)));
     return 0;
 }
 
@@ -544,6 +638,21 @@ static int load_bool(struct loader *ld, const struct setting *s,
     return 0;
 }
 
+static int load_format(struct loader *ld, const struct setting *s,
+                       const char *name, const char *val)
+{
+    bool *out = field(ld, s);
+    char q[QUOTED_MAX];
+
+    if (!val)
+        val = s->fallback;
+    if (strcmp(val, "json") != 0 && strcmp(val, "text") != 0)
+        return fail(ld, "%s: unsupported format %s (expected text or json)",
+                    name, quote(val, q, sizeof(q)));
+    *out = strcmp(val, "json") == 0;
+    return 0;
+}
+
 static int load_setting(struct loader *ld, const struct setting *s)
 {
     const char *name = s->name;
@@ -564,9 +673,13 @@ static int load_setting(struct loader *ld, const struct setting *s)
     case PORT:
     case BYTES:
         return load_integer(ld, s, name, val);
+    case SIZE:
+        return load_size(ld, s, name, val);
     case BOOL:
     case GO_BOOL:
         return load_bool(ld, s, name, val);
+    case FORMAT:
+        return load_format(ld, s, name, val);
     case REFUSED:
         if (val && is_true(val))
             return fail(ld, "%s: not supported by fwatchdog (refusing to "
@@ -955,7 +1068,7 @@ static void usage_row(FILE *out, const struct setting *s)
             from++;
         snprintf(def, sizeof(def), "= %s", from->name);
     }
-    if (strlen(def) > 16)
+    if (strlen(def) > 16 || strlen(s->name) > 20)
         fprintf(out, "  %-20s %s\n%*s", s->name, def, USAGE_INDENT, "");
     else
         fprintf(out, "  %-20s %-16s ", s->name, def);

@@ -40,9 +40,19 @@ struct fw_config {
     int64_t max_inflight;        /* 0 = no limit */
     int64_t http_workers;        /* http mode: copies of fprocess, >= 1 */
     int64_t log_buffer_size;     /* bytes; < 0 = unlimited */
+    int64_t exec_timeout_grace_ms; /* SIGTERM to SIGKILL; 0 = SIGKILL */
+    char *fprocess_user;         /* sandbox: "name", "uid[:gid]"; NULL */
+    char *fprocess_workdir;      /* sandbox: children's cwd; NULL */
+    int64_t fprocess_max_memory; /* sandbox: RLIMIT_AS bytes; 0 = none */
+    int64_t fprocess_max_cpu_seconds;  /* RLIMIT_CPU; 0 = none */
+    int64_t fprocess_max_open_files;   /* RLIMIT_NOFILE; 0 = none */
+    int64_t fprocess_max_processes;    /* RLIMIT_NPROC; 0 = none */
+    bool fprocess_no_new_privs;  /* sandbox: PR_SET_NO_NEW_PRIVS */
     bool suppress_lock;
     bool prefix_logs;
     bool log_callid;
+    bool log_requests;           /* one access-log line per request */
+    bool log_json;               /* log_format=json */
     bool http_buffer_req_body;
     bool cgi_headers;            /* classic only */
     bool marshal_request;        /* classic, serializing */

@@ -45,11 +45,14 @@ struct fw_conn {
 
     const struct fw_handler *handler; /* NULL when no one owns the reply */
     bool in_request;             /* message begun, not yet finished */
+    bool used;                   /* a request has begun on it */
     bool body_done;              /* message complete */
     bool response_done;          /* handler ended the response */
     bool paused;                 /* handler asked for back-pressure */
     bool want_drain;             /* handler saw fw_response_busy */
     bool is_function;            /* counted in-flight, logged */
+    bool observed;               /* function path: in metrics till it ends */
+    bool admin;                  /* from the admin (metrics) listener */
     bool quiet;                  /* no request log line */
     bool continue_sent;          /* "100 Continue" written */
     bool expect_continue;        /* client sent Expect: 100-continue */
@@ -68,6 +71,7 @@ struct fw_conn {
     bool close_delimited;        /* HTTP/1.0 without length: close ends */
     int64_t out_length;          /* Content-Length promised, or -1 */
     int64_t body_bytes;          /* body bytes queued */
+    int64_t body_in_bytes;       /* request body bytes handed over */
     size_t frame_at;             /* offset of the chunked framing line */
 
     /* A file body sent with sendfile(2) (static mode). */
@@ -84,8 +88,12 @@ struct fw_server_state {
     struct fw_server_config cfg;
     uv_tcp_t listener;           /* data = NULL */
     bool listening;
-    struct fw_conn *conns;       /* list head */
-    size_t n_conns;
+    uv_tcp_t admin;              /* metrics listener, data = NULL */
+    bool admin_listening;
+    const struct fw_handler *admin_handler; /* answers its requests */
+    int64_t admin_timeout_ms;    /* its read and write timeouts */
+    struct fw_conn *conns;       /* list head, admin ones too */
+    size_t n_conns;              /* not counting admin ones */
     int64_t inflight;
     bool no_keepalive;           /* draining: close after each response */
     void (*on_idle)(void);       /* drain callback, once */
@@ -119,6 +127,9 @@ int fw_conn_write(struct fw_conn *c, char *owned, const char *p, size_t len,
 
 /* An error answered by the server itself, then the connection closes. */
 void fw_conn_send_error(struct fw_conn *c, int status, const char *body);
+
+/* The access-log line of c's request, ended with status (log.h). */
+void fw_conn_log_request(struct fw_conn *c, int status);
 
 /* Stops a sendfile body: closes the file, stops waiting for the socket. */
 void fw_conn_stop_file(struct fw_conn *c);

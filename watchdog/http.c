@@ -100,6 +100,16 @@ static bool is_token(unsigned char c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+bool fw_http_is_token(const char *p, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        if (!is_token((unsigned char)p[i]))
+            return false;
+    return len > 0;
+}
+
 void fw_http_canonical(const char *name, size_t len, char *out)
 {
     bool upper = true;

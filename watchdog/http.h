@@ -20,6 +20,10 @@ const char *fw_http_reason(int status);
  * sent (Go's rule). out may equal name. */
 void fw_http_canonical(const char *name, size_t len, char *out);
 
+/* True when p[0..len) is a non-empty RFC 9110 token (a valid header
+ * name), as Go's httpguts.ValidHeaderFieldName. */
+bool fw_http_is_token(const char *p, size_t len);
+
 /* Case-insensitive comparison of a header name with a literal. */
 bool fw_http_name_is(const char *name, size_t len, const char *lit);
 

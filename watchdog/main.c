@@ -2,6 +2,7 @@
  * reaper, the mode, the listener, the loop, the exit code. The only
  * exit() of the program is here.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +12,12 @@
 #include "config.h"
 #include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "pid1.h"
 #include "proc.h"
 #include "proxy.h"
 #include "runner.h"
+#include "sandbox.h"
 #include "server.h"
 #include "static.h"
 #include "upstream.h"
@@ -67,6 +70,25 @@ static int parse_options(int argc, char **argv)
     return 2;
 }
 
+/* From here on lines go through the log's writer thread, so a stalled
+ * reader of stdout or stderr never stalls the loop; every exit flushes
+ * them (bounded, log.h). */
+static int start_logging(void)
+{
+    int err;
+
+    fw_log_set_json(cfg.log_json);
+    err = fw_log_start(FW_LOG_QUEUE_BYTES);
+    if (err == 0 && atexit(fw_log_stop) != 0) {
+        fw_log_stop();
+        err = -ENOMEM;
+    }
+    if (err < 0)
+        fw_log(FW_ERROR, "fwatchdog: cannot start the log writer: %s",
+               strerror(-err));
+    return err;
+}
+
 static void log_start(void)
 {
     char r[32], w[32], x[32], h[32];
@@ -89,6 +111,7 @@ static void log_start(void)
 static void close_all(void)
 {
     fw_runner_close();
+    fw_metrics_close();
     if (cfg.mode == FW_MODE_HTTP)
         fw_proxy_close();
     fw_pid1_close();
@@ -183,7 +206,7 @@ static int start_serving(uv_loop_t *loop)
         .write_timeout_ms = cfg.write_timeout_ms,
         .max_inflight = cfg.max_inflight,
         .late_body_status = cfg.mode == FW_MODE_CLASSIC ? 400 : 0,
-        .log_requests = true,
+        .log_requests = cfg.log_requests,
         .log_callid = cfg.log_callid,
         .log_reason = cfg.mode == FW_MODE_HTTP,
         .function = function_handler(),
@@ -209,6 +232,7 @@ static int start_serving(uv_loop_t *loop)
         return err;
     }
     fw_log(FW_INFO, "Listening on port: %d", cfg.port);
+    fw_metrics_start(&cfg);    /* a failure is logged; functions go on */
     if (cfg.mode == FW_MODE_HTTP) {
         /* Requests wait for a ready worker; the lock file too. */
         fw_proxy_init(loop, &cfg);
@@ -245,7 +269,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "fwatchdog: %s\n", err);
         return 1;
     }
+    if (start_logging() < 0) {
+        fw_config_release(&cfg);
+        return 1;
+    }
     log_start();
+    if (fw_sandbox_init(&cfg, err, sizeof(err)) < 0) {
+        fw_log(FW_ERROR, "fwatchdog: %s", err);
+        fw_config_release(&cfg);
+        return 1;
+    }
     if (fw_proc_init(loop) < 0 || fw_pid1_init(loop, &hooks) < 0) {
         fw_log(FW_ERROR, "fwatchdog: cannot install signal handlers");
         return 1;

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "upstream.h"
 
 #define FW_UP_HIGH (256 * 1024)      /* pause the client above this */
@@ -170,9 +171,11 @@ static void on_deadline(uv_timer_t *t)
 {
     struct preq *pr = t->data;
 
-    if (pr->r)
+    if (pr->r) {
+        fw_metrics_upstream_error(FW_UPSTREAM_TIMEOUT);
         fw_log(FW_INFO, "%s %s - upstream deadline passed", pr->r->method,
                pr->r->target);
+    }
     fail(pr, 504);
 }
 
@@ -414,9 +417,11 @@ static void upstream_failed(struct fw_upconn *uc, int err)
         acquire(pr);
         return;
     }
-    if (r)
+    if (r) {
+        fw_metrics_upstream_error(FW_UPSTREAM_CONNECTION);
         fw_log(FW_INFO, "%s %s - upstream: %s", r->method, r->target,
                uv_strerror(err));
+    }
     fail(pr, 500);
 }
 
@@ -467,8 +472,12 @@ static void on_up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         if (n == UV_EOF && uc->got_bytes) {
             /* A body delimited by the close ends here. */
             http_parser_execute(&uc->parser, &up_settings, NULL, 0);
-            if (uc->done)
+            if (uc->done) {
+                /* on_up_complete may have pooled it, but libuv reads no
+                 * more after EOF: a pooled one would never be closed. */
+                upconn_close(uc);
                 return;
+            }
         }
         upstream_failed(uc, (int)n);
         return;
@@ -484,6 +493,7 @@ static void on_up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (uc->pr && !uc->done && HTTP_PARSER_ERRNO(&uc->parser) != HPE_OK &&
         HTTP_PARSER_ERRNO(&uc->parser) != HPE_PAUSED) {
+        fw_metrics_upstream_error(FW_UPSTREAM_BAD_RESPONSE);
         fw_log(FW_INFO, "upstream sent a bad response: %s",
                http_errno_description(HTTP_PARSER_ERRNO(&uc->parser)));
         fail(uc->pr, 500);
@@ -541,8 +551,10 @@ static void fail_unavailable(struct preq *pr)
     };
 
     preq_finish(pr, false);
-    if (r)
+    if (r) {
+        fw_metrics_upstream_error(FW_UPSTREAM_UNAVAILABLE);
         fw_response_send(r, 503, hdrs, 1, NULL, 0);
+    }
 }
 
 void fw_proxy_gone(void)
@@ -582,6 +594,7 @@ static void acquire(struct preq *pr)
     pr->w = w;
     w->outstanding++;
     uc = w->idle;
+    fw_metrics_upstream_conn(uc != NULL);
     if (uc) {
         w->idle = uc->next;
         uc->next = NULL;
@@ -592,6 +605,7 @@ static void acquire(struct preq *pr)
     }
     uc = dial(w);
     if (uc == NULL) {
+        fw_metrics_upstream_error(FW_UPSTREAM_CONNECTION);
         fail(pr, 500);
         return;
     }
@@ -669,6 +683,21 @@ static size_t pass_headers(struct fw_upconn *uc, struct fw_hdr *hdrs,
     return store->failed ? 0 : n;
 }
 
+/* http-parser lets spaces into a header name and frames the body by
+ * "Content-Length :" or "Transfer-Encoding :", which the filter above
+ * would pass on next to our own framing. Go's client refuses such a
+ * response; so do we (500). */
+static bool valid_names(const struct fw_upconn *uc)
+{
+    const struct fw_field *o = fw_fields_list(&uc->fields);
+    size_t i, n = fw_fields_count(&uc->fields);
+
+    for (i = 0; i < n; i++)
+        if (!fw_http_is_token(uc->head.data + o[i].name, o[i].name_len))
+            return false;
+    return true;
+}
+
 static int on_up_headers(http_parser *p)
 {
     struct fw_upconn *uc = p->data;
@@ -679,12 +708,23 @@ static int on_up_headers(http_parser *p)
     size_t n;
     int64_t len;
 
-    bool upgrade = pr && pr->upgrade && p->status_code == 101;
+    /* A 101 without Upgrade and Connection: upgrade switches nothing for
+     * http-parser (p->upgrade), which would read the tunnel's bytes on
+     * as HTTP: it is an interim response then. */
+    bool upgrade = pr && pr->upgrade && p->status_code == 101 && p->upgrade;
 
+    /* http-parser takes one to three digits; a status below 100 would
+     * reach the client as "HTTP/1.1 0 Unknown". A bad response: 500, as
+     * are header names that are not tokens. */
+    if (p->status_code < 100 || !valid_names(uc))
+        return -1;
     if (p->status_code / 100 == 1 && !upgrade) {
-        /* 100 Continue and friends: the real head follows. */
+        /* 100 Continue and friends: the real head follows. A 1xx has no
+         * body (RFC 9110 15.2), whatever its Content-Length says; 1 tells
+         * http-parser so, else its bytes would reach the client before
+         * any head. */
         uc->interim = true;
-        return 0;
+        return 1;
     }
     if (pr == NULL || pr->r == NULL)
         return -1;

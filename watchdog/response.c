@@ -16,6 +16,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 
 struct out_req {
     uv_write_t req;              /* data = connection */
@@ -250,6 +251,8 @@ int fw_response_write(struct fw_request *r, char *owned, const char *p,
         return 0;
     }
     c->body_bytes += (int64_t)len;
+    if (c->observed)
+        fw_metrics_bytes_out(len);
     err = fw_conn_write(c, owned, p, len, false);
     if (err < 0)
         fw_log(FW_DEBUG, "client write: %s", uv_strerror(err));
@@ -281,29 +284,41 @@ bool fw_response_busy(const struct fw_request *r)
 
 /* ---- ending a response ------------------------------------------------ */
 
-static void log_request(struct fw_conn *c)
+/* The access log (log_requests): the Go watchdogs' line, which is also
+ * the msg of log_format=json. */
+void fw_conn_log_request(struct fw_conn *c, int status)
 {
     const struct fw_request *r = &c->req;
-    const struct fw_header *id;
-    char size[16], call[96] = "";
-    double secs = (double)(uv_hrtime() - r->start_ns) / 1e9;
+    const struct fw_header *id = fw_request_header(r, "X-Call-Id");
+    char size[16], call[96] = "", text[4096];
+    struct fw_access a = {
+        .method = r->method,
+        .target = r->target,
+        .status = status,
+        .duration_s = (double)(uv_hrtime() - r->start_ns) / 1e9,
+        .bytes_in = c->body_in_bytes,
+        .bytes_out = c->body_bytes,
+        .call_id = id ? id->value : NULL,
+        .call_id_len = id ? id->value_len : 0,
+    };
 
     if (!fw_srv.cfg.log_requests || c->quiet)
         return;
     fw_http_human_size(c->body_bytes, size, sizeof(size));
-    if (fw_srv.cfg.log_callid) {
-        id = fw_request_header(r, "X-Call-Id");
+    if (fw_srv.cfg.log_callid)
         snprintf(call, sizeof(call), " [%.*s]",
                  id ? (int)(id->value_len > 80 ? 80 : id->value_len) : 4,
                  id ? id->value : "none");
-    }
     if (fw_srv.cfg.log_reason)
-        fw_log(FW_INFO, "%s %s - %d %s - ContentLength: %s (%.4fs)%s",
-               r->method, r->target, c->status, fw_http_reason(c->status),
-               size, secs, call);
+        snprintf(text, sizeof(text),
+                 "%s %s - %d %s - ContentLength: %s (%.4fs)%s", r->method,
+                 r->target, status, fw_http_reason(status), size,
+                 a.duration_s, call);
     else
-        fw_log(FW_INFO, "%s %s - %d - ContentLength: %s (%.4fs)%s",
-               r->method, r->target, c->status, size, secs, call);
+        snprintf(text, sizeof(text),
+                 "%s %s - %d - ContentLength: %s (%.4fs)%s", r->method,
+                 r->target, status, size, a.duration_s, call);
+    fw_log_access(&a, text);
 }
 
 /* The handler is done with the request; decide what the connection does
@@ -318,7 +333,11 @@ static void response_finished(struct fw_conn *c)
         c->is_function = false;
         fw_srv.inflight--;
     }
-    log_request(c);
+    if (c->observed) {
+        c->observed = false;
+        fw_metrics_request_end(c->req.method, c->status, c->req.start_ns);
+    }
+    fw_conn_log_request(c, c->status);
     if (!c->body_done && c->expect_continue && !c->continue_sent)
         c->keep_alive = false;   /* the client may never send the body */
     if (!c->keep_alive || fw_srv.no_keepalive) {
@@ -412,6 +431,8 @@ void fw_response_send(struct fw_request *r, int status,
         fw_conn_close(c);
         return;
     }
+    if (copy && c->observed)
+        fw_metrics_bytes_out(len);
     c->body_bytes = (int64_t)len;
     fw_response_end(r);
 }
@@ -514,6 +535,8 @@ int fw_response_sendfile(struct fw_request *r, int fd, int64_t offset,
     c->file_off = offset;
     c->file_left = len;
     c->body_bytes += len;
+    if (c->observed)
+        fw_metrics_bytes_out((size_t)len);
     err = fw_conn_write(c, NULL, NULL, 0, false);    /* the head, if pending */
     if (err < 0) {
         fw_conn_close(c);
@@ -534,6 +557,8 @@ void fw_conn_send_error(struct fw_conn *c, int status, const char *body)
     size_t len = strlen(body);
     char *copy;
 
+    if (!c->head_started)
+        c->status = status;    /* what metrics record for the request */
     fw_conn_abort_handler(c, FW_ABORT_TIMEOUT);
     if (c->head_started || c->closing) {
         fw_conn_close(c);

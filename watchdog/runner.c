@@ -20,7 +20,9 @@
 #include "cgi.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "proc.h"
+#include "sandbox.h"
 
 #define FW_STDIN_HIGH (256 * 1024)  /* pause the client above this */
 #define FW_STDIN_LOW (64 * 1024)    /* and resume it below this */
@@ -121,6 +123,14 @@ static void close_handle(struct fw_run *run, void *handle)
     (void)run;
 }
 
+/* Ends the child's process group: what it left behind after it exited,
+ * or all of it after a timeout, a client gone or the drain deadline. */
+static void stop_group(struct fw_run *run)
+{
+    fw_proc_stop_group(run->proc.pid,
+                       (uint64_t)rs.cfg->exec_timeout_grace_ms);
+}
+
 /* Stops everything the run holds; memory goes with the last handle. */
 static void run_release(struct fw_run *run)
 {
@@ -132,7 +142,7 @@ static void run_release(struct fw_run *run)
         rs.active--;
     }
     if (run->spawned)
-        fw_proc_kill_group(run->proc.pid, SIGKILL);
+        stop_group(run);
     if (run->req)
         run->req->data = NULL;
     run->req = NULL;
@@ -149,6 +159,8 @@ static void on_request_abort(struct fw_request *r, enum fw_abort why)
     if (run == NULL)
         return;
     run->req = NULL;
+    if (why == FW_ABORT_CLIENT && run->spawned && !run->exited)
+        fw_metrics_child_killed(FW_KILL_CLIENT_ABORT);
     if (why != FW_ABORT_TIMEOUT || !run->spawned || run->exited) {
         run_release(run);    /* a client that left kills its child */
         return;
@@ -272,9 +284,11 @@ static void finish(struct fw_run *run)
 {
     bool failed = run->error[0] != '\0';
 
-    if (!failed && run->spawned)
+    if (!failed && run->spawned) {
         failed = fw_proc_describe(run->wait_status, run->error,
                                   sizeof(run->error));
+        fw_sandbox_explain(run->wait_status, run->error, sizeof(run->error));
+    }
     if (run->req) {
         log_outcome(run, failed);
         if (classic())
@@ -439,9 +453,10 @@ static void on_exec_timeout(uv_timer_t *t)
     struct fw_run *run = t->data;
 
     run->timed_out = true;
+    fw_metrics_child_killed(FW_KILL_TIMEOUT);
     fw_log(FW_INFO, "%s: exec_timeout reached, killing process group %d",
            rs.cfg->fprocess, (int)run->proc.pid);
-    fw_proc_kill_group(run->proc.pid, SIGKILL);
+    stop_group(run);
 }
 
 static void on_exit_grace(uv_timer_t *t)
@@ -450,7 +465,7 @@ static void on_exit_grace(uv_timer_t *t)
 
     /* The child is gone but something it started still holds a pipe:
      * spec 5.5 ends it, so EOF follows. */
-    fw_proc_kill_group(run->proc.pid, SIGKILL);
+    stop_group(run);
 }
 
 static void on_child_exit(struct fw_proc *p, int status)
@@ -460,6 +475,7 @@ static void on_child_exit(struct fw_proc *p, int status)
     run->exited = true;
     run->wait_status = status;
     rs.active--;
+    fw_metrics_child_exited(status);
     uv_timer_stop(&run->timer);
     if (is_open((uv_handle_t *)&run->out) ||
         is_open((uv_handle_t *)&run->err))
@@ -527,6 +543,7 @@ static int spawn(struct fw_run *run, const char *path)
     int in[2], out[2], err[2], e;
     long long body_len = r->chunked ? -1
                          : r->content_length > 0 ? r->content_length : 0;
+    uint64_t t0 = uv_hrtime();
 
     e = fw_env_build(&env, rs.base_env, r, classic(),
                      !classic() || rs.cfg->cgi_headers, body_len);
@@ -553,6 +570,7 @@ static int spawn(struct fw_run *run, const char *path)
     }
     run->spawned = true;
     rs.active++;
+    fw_metrics_child_started(uv_hrtime() - t0);
     /* From here the handles own the fds; a failure is a broken pipe. */
     open_pipe(run, &run->in, in[1]);
     if (open_pipe(run, &run->out, out[0]) == 0)
@@ -578,6 +596,7 @@ static void start(struct fw_run *run)
         /* Found before: a PATH search costs a dozen stat calls. */
         memcpy(path, rs.path, sizeof(rs.path));
     } else if (fw_proc_resolve(rs.cfg->argv[0], path, sizeof(path)) < 0) {
+        fw_metrics_child_failed();
         snprintf(run->error, sizeof(run->error), "%.500s", path);
         fw_log(FW_ERROR, "%s", run->error);
         finish(run);
@@ -589,8 +608,12 @@ static void start(struct fw_run *run)
     else if (e == 0 && !rs.path[0])
         memcpy(rs.path, path, sizeof(rs.path));
     if (e < 0) {
+        char why[64];
+
+        fw_metrics_child_failed();
+        fw_proc_strerror(e, why, sizeof(why));
         snprintf(run->error, sizeof(run->error), "fork/exec %.400s: %s", path,
-                 uv_strerror(e));
+                 why);
         fw_log(FW_ERROR, "%s", run->error);
         finish(run);
         return;
@@ -611,6 +634,7 @@ static bool classic_method(const char *m)
 
 static void on_head(struct fw_request *r)
 {
+    const struct fw_header *id;
     struct fw_run *run;
 
     if (classic() && !classic_method(r->method)) {
@@ -629,6 +653,9 @@ static void on_head(struct fw_request *r)
     fw_buf_init(&run->output, 0);
     fw_lines_init(&run->lines, 2, "stderr", rs.cfg->prefix_logs,
                   rs.cfg->log_buffer_size);
+    id = fw_request_header(r, "X-Call-Id");
+    if (id)
+        fw_lines_set_call_id(&run->lines, id->value, id->value_len);
     uv_timer_init(rs.loop, &run->timer);
     run->timer.data = run;
     run->open_handles = 1;
@@ -734,8 +761,10 @@ void fw_runner_kill_all(void)
     struct fw_run *run;
 
     for (run = rs.runs; run; run = run->next)
-        if (run->spawned && !run->exited)
-            fw_proc_kill_group(run->proc.pid, SIGKILL);
+        if (run->spawned && !run->exited) {
+            fw_metrics_child_killed(FW_KILL_SHUTDOWN);
+            stop_group(run);
+        }
 }
 
 void fw_runner_close(void)

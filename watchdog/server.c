@@ -16,11 +16,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
+
+#define FW_BACKLOG 1024          /* listen(2) queue; also the most taken
+                                    in when the listener closes */
+#define FW_DRAIN_FIRST_MS 1000   /* draining: wait for the first request
+                                    of a fresh connection this long */
 
 struct fw_server_state fw_srv;
 
@@ -55,7 +63,8 @@ static void on_conn_closed(uv_handle_t *h)
         fw_srv.conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    fw_srv.n_conns--;
+    if (!c->admin)
+        fw_srv.n_conns--;
     fw_buf_release(&c->head);
     fw_fields_release(&c->fields);
     fw_buf_release(&c->out_head);
@@ -70,6 +79,16 @@ static void on_conn_closed(uv_handle_t *h)
     check_idle();
 }
 
+/* The code metrics record for a request that ends without a response:
+ * nginx's 499 for a client that left, else what a proxy would answer. */
+static int abort_status(const struct fw_conn *c, enum fw_abort why)
+{
+    if (c->status)
+        return c->status;
+    return why == FW_ABORT_CLIENT ? 499
+           : why == FW_ABORT_TIMEOUT ? 504 : 503;
+}
+
 /* Detaches the handler and tells it the request is gone. */
 void fw_conn_abort_handler(struct fw_conn *c, enum fw_abort why)
 {
@@ -81,6 +100,13 @@ void fw_conn_abort_handler(struct fw_conn *c, enum fw_abort why)
     if (c->is_function) {
         c->is_function = false;
         fw_srv.inflight--;
+        /* A request that ends early is logged too, as metrics count it. */
+        fw_conn_log_request(c, abort_status(c, why));
+    }
+    if (c->observed) {
+        c->observed = false;
+        fw_metrics_request_end(c->req.method, abort_status(c, why),
+                               c->req.start_ns);
     }
     if (h->on_abort)
         h->on_abort(&c->req, why);
@@ -146,6 +172,18 @@ void fw_conn_finish(struct fw_conn *c)
 
 /* ---- parsing ---------------------------------------------------------- */
 
+/* The admin listener has its own, short timeouts (spec 10). */
+static uint64_t read_timeout_ms(const struct fw_conn *c)
+{
+    return (uint64_t)(c->admin ? fw_srv.admin_timeout_ms
+                               : fw_srv.cfg.read_timeout_ms);
+}
+
+static int64_t write_timeout_ms(const struct fw_conn *c)
+{
+    return c->admin ? fw_srv.admin_timeout_ms : fw_srv.cfg.write_timeout_ms;
+}
+
 static void request_reset(struct fw_conn *c)
 {
     fw_buf_reset(&c->head);
@@ -163,6 +201,7 @@ static void request_reset(struct fw_conn *c)
     c->response_done = false;
     c->paused = false;
     c->want_drain = false;
+    c->observed = false;
     c->quiet = false;
     c->continue_sent = false;
     c->expect_continue = false;
@@ -173,6 +212,7 @@ static void request_reset(struct fw_conn *c)
     c->close_delimited = false;
     c->out_length = -1;
     c->body_bytes = 0;
+    c->body_in_bytes = 0;
     http_parser_pause(&c->parser, 0);
 }
 
@@ -185,7 +225,8 @@ static void on_read_timeout(uv_timer_t *t)
      * a body that stops coming with 400 and the read error. */
     if (c->in_request)
         fw_log(FW_DEBUG, "read_timeout: closing a slow client");
-    if (c->handler && !c->head_started && fw_srv.cfg.late_body_status) {
+    if (c->handler && !c->head_started && fw_srv.cfg.late_body_status &&
+        !c->admin) {
         fw_conn_send_error(c, fw_srv.cfg.late_body_status, "read: i/o timeout\n");
         return;
     }
@@ -206,6 +247,7 @@ static int on_message_begin(http_parser *p)
     struct fw_conn *c = p->data;
 
     c->in_request = true;
+    c->used = true;
     return 0;
 }
 
@@ -247,6 +289,10 @@ static int build_request(struct fw_conn *c)
     char *base;
 
     append_head(c, "", 1);     /* ends the target or the last value */
+    /* Path and query are copied from the target into the same buffer:
+     * make room first, so that growing it cannot free their source. */
+    if (fw_buf_reserve(&c->head, c->target_len + 2) < 0)
+        return -ENOBUFS;
     base = c->head.data;
     q = c->target_len ? memchr(base, '?', c->target_len) : NULL;
     path_at = c->head.len;
@@ -317,6 +363,7 @@ static void reject_inflight(struct fw_conn *c)
                      "Concurrent request limit exceeded. Max concurrent "
                      "requests: %" PRId64 "\n", fw_srv.cfg.max_inflight);
 
+    fw_metrics_rejected();
     c->handler = fw_srv.cfg.function;  /* owned by the server for a moment */
     fw_response_send(&c->req, 429, hdrs, 2, body, (size_t)n);
 }
@@ -327,6 +374,12 @@ static void route(struct fw_conn *c)
     const struct fw_request *r = &c->req;
     const struct fw_header *ua = fw_request_header(r, "User-Agent");
 
+    if (c->admin) {
+        c->quiet = true;
+        c->handler = fw_srv.admin_handler;
+        c->handler->on_head(&c->req);
+        return;
+    }
     c->quiet = ua && ua->value_len >= 10 &&
                memcmp(ua->value, "kube-probe", 10) == 0;
     if (strcmp(r->path, "/_/health") == 0 ||
@@ -336,6 +389,8 @@ static void route(struct fw_conn *c)
         c->handler->on_head(&c->req);
         return;
     }
+    c->observed = true;
+    fw_metrics_request_begin();
     if (fw_srv.cfg.max_inflight > 0 && fw_srv.inflight >= fw_srv.cfg.max_inflight) {
         reject_inflight(c);
         return;
@@ -375,12 +430,64 @@ static size_t count_headers(const struct fw_request *r, const char *name)
     return n;
 }
 
+/* http-parser lets spaces into a header name (and takes
+ * "Transfer-Encoding :" for framing where a lookup by name, ours or the
+ * proxy's hop-by-hop filter, misses it) and control bytes, NUL too, into
+ * the start of a value. Go's server refuses both, with these words. */
+static const char *invalid_field(const struct fw_request *r)
+{
+    size_t i, k;
+
+    for (i = 0; i < r->n_headers; i++) {
+        const struct fw_header *h = &r->headers[i];
+
+        if (!fw_http_is_token(h->name, h->name_len))
+            return "400 Bad Request: invalid header name";
+        for (k = 0; k < h->value_len; k++) {
+            unsigned char ch = (unsigned char)h->value[k];
+
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+                return "400 Bad Request: invalid header value";
+        }
+    }
+    return NULL;
+}
+
+/* Go's url.ParseRequestURI refuses control bytes in the target;
+ * http-parser lets a tab through. */
+static bool target_has_ctl(const char *t)
+{
+    for (; *t; t++)
+        if ((unsigned char)*t < 0x20 || *t == 0x7f)
+            return true;
+    return false;
+}
+
 static int check_head(struct fw_conn *c)
 {
     const struct fw_request *r = &c->req;
     const struct fw_header *te = fw_request_header(r, "Transfer-Encoding");
     const struct fw_header *host = fw_request_header(r, "Host");
 
+    /* http-parser takes a request line without a version for HTTP/0.9
+     * and any digits for one; Go's server answers as below. */
+    if (r->http_major == 0 && r->http_minor == 9) {
+        fw_conn_send_error(c, 400, "400 Bad Request: malformed HTTP version");
+        return -1;
+    }
+    if (r->http_major != 1) {
+        fw_conn_send_error(c, 505, "505 HTTP Version Not Supported: "
+                           "unsupported protocol version");
+        return -1;
+    }
+    if (invalid_field(r)) {
+        fw_conn_send_error(c, 400, invalid_field(r));
+        return -1;
+    }
+    if (target_has_ctl(r->target)) {
+        fw_conn_send_error(c, 400, "400 Bad Request");
+        return -1;
+    }
     if (r->http_major == 1 && r->http_minor >= 1 && host == NULL) {
         fw_conn_send_error(c, 400, "400 Bad Request: missing required Host header");
         return -1;
@@ -422,9 +529,9 @@ static int on_headers_complete(http_parser *p)
                          (r->chunked || r->content_length > 0);
     if (check_head(c) < 0)
         return -1;
-    if (fw_srv.cfg.write_timeout_ms > 0)
+    if (write_timeout_ms(c) > 0)
         uv_timer_start(&c->write_timer, on_write_timeout,
-                       (uint64_t)fw_srv.cfg.write_timeout_ms, 0);
+                       (uint64_t)write_timeout_ms(c), 0);
     route(c);
     return c->closing ? -1 : 0;
 }
@@ -434,6 +541,9 @@ static int on_body(http_parser *p, const char *at, size_t len)
     struct fw_conn *c = p->data;
 
     if (c->handler && c->handler->on_body) {
+        c->body_in_bytes += (int64_t)len;
+        if (c->observed)
+            fw_metrics_bytes_in(len);
         c->handler->on_body(&c->req, at, len);
     }
     /* Otherwise the response has ended: the rest of the body is read and
@@ -497,8 +607,7 @@ static bool next_request(struct fw_conn *c)
         return false;
     }
     request_reset(c);
-    uv_timer_start(&c->read_timer, on_read_timeout,
-                   (uint64_t)fw_srv.cfg.read_timeout_ms, 0);
+    uv_timer_start(&c->read_timer, on_read_timeout, read_timeout_ms(c), 0);
     return true;
 }
 
@@ -591,6 +700,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
     (void)buf;
     if (n > 0 && c->tunnel) {
+        if (c->observed)
+            fw_metrics_bytes_in((size_t)n);
         if (c->handler && c->handler->on_body)
             c->handler->on_body(&c->req, c->rbuf + c->rlen, (size_t)n);
         return;
@@ -687,6 +798,52 @@ void fw_request_resume(struct fw_request *r)
 
 /* ---- listener --------------------------------------------------------- */
 
+/* A new connection, its socket not yet attached: the caller accepts
+ * into c->tcp, then calls conn_start(). admin: from the admin listener.
+ * NULL when out of memory. */
+static struct fw_conn *conn_new(bool admin)
+{
+    struct fw_conn *c = calloc(1, sizeof(*c));
+
+    if (c)
+        c->rbuf = malloc(FW_READ_BYTES);
+    if (c == NULL || c->rbuf == NULL) {
+        fw_log(FW_ERROR, "accept: out of memory");
+        free(c);
+        return NULL;
+    }
+    uv_tcp_init(fw_srv.loop, &c->tcp);
+    uv_timer_init(fw_srv.loop, &c->read_timer);
+    uv_timer_init(fw_srv.loop, &c->write_timer);
+    c->tcp.data = c->read_timer.data = c->write_timer.data = c;
+    c->open_handles = 3;
+    c->admin = admin;
+    c->next = fw_srv.conns;
+    if (fw_srv.conns)
+        fw_srv.conns->prev = c;
+    fw_srv.conns = c;
+    if (!admin)
+        fw_srv.n_conns++;
+    /* The parser holds the head to FW_HEAD_MAX bytes; the buffer also
+     * takes the copies of path and query (build_request). */
+    fw_buf_init(&c->head, 2 * FW_HEAD_MAX + 16);
+    fw_fields_init(&c->fields, &c->head, FW_HEAD_MAX);
+    fw_buf_init(&c->out_head, 0);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->keep_alive = true;
+    c->file_fd = -1;
+    return c;
+}
+
+static void conn_start(struct fw_conn *c)
+{
+    uv_tcp_nodelay(&c->tcp, 1);
+    request_reset(c);
+    uv_timer_start(&c->read_timer, on_read_timeout, read_timeout_ms(c), 0);
+    update_reading(c);
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
     struct fw_conn *c;
@@ -695,43 +852,46 @@ static void on_connection(uv_stream_t *l, int status)
         fw_log(FW_ERROR, "accept: %s", uv_strerror(status));
         return;
     }
-    c = calloc(1, sizeof(*c));
-    if (c)
-        c->rbuf = malloc(FW_READ_BYTES);
-    if (c == NULL || c->rbuf == NULL) {
-        fw_log(FW_ERROR, "accept: out of memory");
-        free(c);
+    c = conn_new(l == (uv_stream_t *)&fw_srv.admin);
+    if (c == NULL)
         return;
-    }
-    uv_tcp_init(fw_srv.loop, &c->tcp);
-    uv_timer_init(fw_srv.loop, &c->read_timer);
-    uv_timer_init(fw_srv.loop, &c->write_timer);
-    c->tcp.data = c->read_timer.data = c->write_timer.data = c;
-    c->open_handles = 3;
-    c->next = fw_srv.conns;
-    if (fw_srv.conns)
-        fw_srv.conns->prev = c;
-    fw_srv.conns = c;
-    fw_srv.n_conns++;
-    fw_buf_init(&c->head, FW_HEAD_MAX);
-    fw_fields_init(&c->fields, &c->head, FW_HEAD_MAX);
-    fw_buf_init(&c->out_head, 0);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    c->keep_alive = true;
-    c->file_fd = -1;
     if (uv_accept(l, (uv_stream_t *)&c->tcp) < 0) {
         fw_conn_close(c);
         return;
     }
-    uv_tcp_nodelay(&c->tcp, 1);
-    request_reset(c);
-    uv_timer_start(&c->read_timer, on_read_timeout,
-                   (uint64_t)fw_srv.cfg.read_timeout_ms, 0);
-    update_reading(c);
+    conn_start(c);
 }
 
-static int listen_on(int family, int port)
+/* Before the listener closes: connections the kernel completed but we
+ * have not accepted yet would be reset by the close, so take them in
+ * and serve them (they get "Connection: close"). */
+static void accept_backlog(void)
+{
+    uv_os_fd_t lfd;
+    int fd, n;
+
+    if (uv_fileno((uv_handle_t *)&fw_srv.listener, &lfd) < 0)
+        return;
+    for (n = 0; n < FW_BACKLOG; n++) {
+        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break;      /* EAGAIN: the backlog is empty */
+        struct fw_conn *c = conn_new(false);
+
+        if (c == NULL) {
+            close(fd);
+            continue;
+        }
+        if (uv_tcp_open(&c->tcp, fd) < 0) {
+            close(fd);
+            fw_conn_close(c);
+            continue;
+        }
+        conn_start(c);
+    }
+}
+
+static int listen_on(uv_tcp_t *l, int family, int port)
 {
     struct sockaddr_storage addr;
     int err;
@@ -740,14 +900,27 @@ static int listen_on(int family, int port)
         uv_ip6_addr("::", port, (struct sockaddr_in6 *)&addr);
     else
         uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)&addr);
-    err = uv_tcp_init_ex(fw_srv.loop, &fw_srv.listener, (unsigned)family);
+    err = uv_tcp_init_ex(fw_srv.loop, l, (unsigned)family);
     if (err < 0)
         return err;
-    err = uv_tcp_bind(&fw_srv.listener, (struct sockaddr *)&addr, 0);
+    err = uv_tcp_bind(l, (struct sockaddr *)&addr, 0);
     if (err == 0)
-        err = uv_listen((uv_stream_t *)&fw_srv.listener, 1024, on_connection);
+        err = uv_listen((uv_stream_t *)l, FW_BACKLOG, on_connection);
     if (err < 0)
-        uv_close((uv_handle_t *)&fw_srv.listener, NULL);
+        uv_close((uv_handle_t *)l, NULL);
+    return err;
+}
+
+/* IPv6 any (dual-stack), or IPv4 any where there is no IPv6. */
+static int bind_listener(uv_tcp_t *l, int port)
+{
+    int err = listen_on(l, AF_INET6, port);
+
+    if (err == UV_EAFNOSUPPORT || err == UV_EADDRNOTAVAIL) {
+        /* No IPv6 here: the closed handle is reused after a loop turn. */
+        uv_run(fw_srv.loop, UV_RUN_NOWAIT);
+        err = listen_on(l, AF_INET, port);
+    }
     return err;
 }
 
@@ -766,16 +939,39 @@ int fw_server_start(uv_loop_t *loop, const struct fw_server_config *cfg)
     settings.on_message_complete = on_message_complete;
     http_parser_set_max_header_size(FW_HEAD_MAX);
 
-    err = listen_on(AF_INET6, cfg->port);
-    if (err == UV_EAFNOSUPPORT || err == UV_EADDRNOTAVAIL) {
-        /* No IPv6 here: the closed handle is reused after a loop turn. */
-        uv_run(loop, UV_RUN_NOWAIT);
-        err = listen_on(AF_INET, cfg->port);
-    }
+    err = bind_listener(&fw_srv.listener, cfg->port);
     if (err < 0)
         return err;
     fw_srv.listening = true;
     return 0;
+}
+
+int fw_server_listen_admin(int port, const struct fw_handler *h,
+                           int64_t timeout_ms)
+{
+    int err;
+
+    fw_srv.admin_handler = h;
+    fw_srv.admin_timeout_ms = timeout_ms;
+    err = bind_listener(&fw_srv.admin, port);
+    if (err < 0)
+        return err;
+    fw_srv.admin_listening = true;
+    return 0;
+}
+
+void fw_server_close_admin(void)
+{
+    struct fw_conn *c, *next;
+
+    if (fw_srv.admin_listening)
+        uv_close((uv_handle_t *)&fw_srv.admin, NULL);
+    fw_srv.admin_listening = false;
+    for (c = fw_srv.conns; c; c = next) {
+        next = c->next;
+        if (c->admin)
+            conn_close_for(c, FW_ABORT_SHUTDOWN);
+    }
 }
 
 static void on_listener_closed(uv_handle_t *h)
@@ -796,19 +992,36 @@ void fw_server_stop_keepalive(void)
     fw_srv.no_keepalive = true;
 }
 
+/* True when the client has sent bytes we have not read yet: a request
+ * that closing the connection now would answer with a reset. */
+static bool input_waiting(const struct fw_conn *c)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+
+    return uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0 &&
+           ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 void fw_server_drain(void (*on_idle)(void))
 {
     struct fw_conn *c, *next;
 
     fw_srv.on_idle = on_idle;
     fw_srv.no_keepalive = true;
+    if (fw_srv.listening && !uv_is_closing((uv_handle_t *)&fw_srv.listener))
+        accept_backlog();
     close_listener();
     for (c = fw_srv.conns; c; c = next) {
         next = c->next;
-        if (!c->in_request && c->handler == NULL && c->rpos == c->rlen)
+        c->keep_alive = false;
+        if (c->in_request || c->handler != NULL || c->rpos != c->rlen)
+            continue;            /* busy: closes after its response */
+        if (c->used && !input_waiting(c))
             fw_conn_close(c);    /* idle keep-alive connection */
-        else
-            c->keep_alive = false;
+        else if (!c->used)       /* accepted, its request on the way */
+            uv_timer_start(&c->read_timer, on_read_timeout,
+                           FW_DRAIN_FIRST_MS, 0);
     }
     check_idle();
 }
@@ -818,6 +1031,7 @@ void fw_server_close(void)
     struct fw_conn *c, *next;
 
     close_listener();
+    fw_server_close_admin();
     for (c = fw_srv.conns; c; c = next) {
         next = c->next;
         conn_close_for(c, FW_ABORT_SHUTDOWN);

@@ -94,6 +94,20 @@ struct fw_server_config {
  * loop. Returns 0 or -errno. The config is copied. */
 int fw_server_start(uv_loop_t *loop, const struct fw_server_config *cfg);
 
+/* A second listener, for the watchdog's own endpoints (metrics_port):
+ * every request on it goes to h, which answers at once; timeout_ms bounds
+ * reads, idle keep-alive and writes. Its requests are not the function's:
+ * not counted in flight or in metrics, never 429'd, not logged, and not
+ * waited for by a drain, which leaves the listener open. One such
+ * listener, after fw_server_start.
+ * Returns 0 or -errno (nothing is left open then). */
+int fw_server_listen_admin(int port, const struct fw_handler *h,
+                           int64_t timeout_ms);
+
+/* Closes the admin listener and its connections (async); so does
+ * fw_server_close(). */
+void fw_server_close_admin(void);
+
 /* Graceful stop: close the listener and idle connections, let each busy
  * one finish its response and close. on_idle runs once every connection
  * is gone (at once if none). */

@@ -424,7 +424,7 @@ static char **worker_env(struct fw_worker *w, char *store, size_t len)
 static void start_worker(struct fw_worker *w)
 {
     int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
-    char store[64];
+    char store[64], why[64];
     char **env = worker_env(w, store, sizeof(store));
     struct fw_spawn s;
     int e = -ENOMEM;
@@ -469,8 +469,9 @@ fail:
         if (err[i] >= 0)
             close(err[i]);
     }
+    fw_proc_strerror(e, why, sizeof(why));
     fw_log(FW_ERROR, "upstream %d: cannot start %s: %s", w->index,
-           us.cfg->fprocess, uv_strerror(e));
+           us.cfg->fprocess, why);
     if (us.n == 1 && us.on_fatal)
         us.on_fatal();
     else
