@@ -165,7 +165,7 @@ static const struct setting settings[] = {
     { .name = "debug_headers", .kind = BOOL,
       .flags = CLASSIC_TRIGGER | CLASSIC_EXACT, .modes = IN(CLASSIC),
       .fallback = "false", .offset = FIELD(debug_headers),
-      .help = "accepted; prints nothing yet" },
+      .help = "print request and response headers\non stdout" },
     { .name = "cgi_headers", .kind = BOOL,
       .flags = CLASSIC_TRIGGER | CLASSIC_EXACT, .modes = IN(CLASSIC),
       .fallback = "true", .offset = FIELD(cgi_headers),

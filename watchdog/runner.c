@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cgi.h"
@@ -187,6 +188,58 @@ static const char *content_type(const struct fw_request *r,
     return fw_http_sniff(body, len);
 }
 
+/* debug_headers (classic): headers on stdout as the classic watchdog
+ * prints them, "[in] Content-Type=[text/plain]", the values of a
+ * repeated name together. */
+static void debug_line(struct fw_buf *line)
+{
+    struct fw_lines out;
+
+    fw_lines_init(&out, 1, "stdout", false, -1);
+    if (!line->failed)
+        fw_lines_emit(&out, line->data, line->len);
+    fw_buf_reset(line);
+}
+
+static void debug_request_headers(const struct fw_request *r)
+{
+    const struct fw_header *h = r->headers;
+    struct fw_buf line;
+    size_t i, j;
+
+    fw_buf_init(&line, 0);
+    for (i = 0; i < r->n_headers; i++) {
+        for (j = 0; j < i; j++)
+            if (h[j].name_len == h[i].name_len &&
+                strncasecmp(h[j].name, h[i].name, h[i].name_len) == 0)
+                break;
+        if (j < i || strcasecmp(h[i].name, "Host") == 0)
+            continue;    /* printed with the first; Go keeps Host apart */
+        if (fw_buf_appendf(&line, "[in] %s=[", h[i].name) == 0)
+            fw_http_canonical(line.data + 5, h[i].name_len, line.data + 5);
+        for (j = i; j < r->n_headers; j++)
+            if (h[j].name_len == h[i].name_len &&
+                strncasecmp(h[j].name, h[i].name, h[i].name_len) == 0)
+                fw_buf_appendf(&line, "%s%s", j > i ? " " : "", h[j].value);
+        fw_buf_append(&line, "]", 1);
+        debug_line(&line);
+    }
+    fw_buf_release(&line);
+}
+
+static void debug_response_headers(const struct fw_hdr *hdrs, size_t n)
+{
+    struct fw_buf line;
+    size_t i;
+
+    fw_buf_init(&line, 0);
+    for (i = 0; i < n; i++) {
+        fw_buf_appendf(&line, "[out] %s=[%s]", hdrs[i].name, hdrs[i].value);
+        debug_line(&line);
+    }
+    fw_buf_release(&line);
+}
+
 static void answer_classic(struct fw_run *run, bool failed)
 {
     struct fw_request *r = run->req;
@@ -220,6 +273,8 @@ static void answer_classic(struct fw_run *run, bool failed)
         hdrs[n++] = (struct fw_hdr){ "Content-Type",
                                      content_type(r, o->data, o->len) };
     hdrs[n++] = (struct fw_hdr){ "X-Duration-Seconds", secs };
+    if (rs.cfg->debug_headers)
+        debug_response_headers(hdrs, n);
     fw_response_send(r, 200, hdrs, n, o->data, o->len);
 }
 
@@ -647,6 +702,8 @@ static void on_head(struct fw_request *r)
         fw_response_send(r, 500, NULL, 0, NULL, 0);
         return;
     }
+    if (classic() && rs.cfg->debug_headers)
+        debug_request_headers(r);
     run->req = r;
     r->data = run;
     fw_buf_init(&run->body, 0);

@@ -157,6 +157,23 @@ class ClassicTest(WatchdogTest):
                         b"debug-body-913")
         wd.wait_log(r"debug-body-913", stream="stdout")
 
+    def test_debug_headers_prints_headers_on_stdout(self):
+        wd = self.classic(fprocess="cat", debug_headers="true")
+        r = request(wd.port, "POST", "/", body=b"x",
+                    headers={"x-thing": "a", "Content-Type": "text/plain"})
+        self.assertBody(r, b"x")
+        wd.wait_log(r"^\[in\] X-Thing=\[a\]$", stream="stdout")
+        wd.wait_log(r"^\[in\] Content-Type=\[text/plain\]$", stream="stdout")
+        wd.wait_log(r"^\[out\] X-Duration-Seconds=\[\d+\.\d+\]$",
+                    stream="stdout")
+        self.assertIsNone(wd.find_log(r"\[in\] Host=", stream="stdout"))
+
+    def test_no_debug_headers_by_default(self):
+        wd = self.classic(fprocess="cat")
+        self.assertBody(request(wd.port, "POST", "/", body=b"x"), b"x")
+        wd.shutdown()
+        self.assertIsNone(wd.find_log(r"^\[(in|out)\]", stream="stdout"))
+
     def test_late_body_gives_400(self):
         wd = self.classic(fprocess="cat", read_timeout="1s")
         with RawConn(wd.port, timeout=T(10)) as c:
