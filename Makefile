@@ -24,7 +24,7 @@ UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # What `make deps` installs when missing (Debian 12 package names).
 DEPS_PKGS  := make gcc libc6-dev pkg-config libuv1-dev libhttp-parser-dev \
               check python3 curl procps
-DEV_PKGS   := clang valgrind wrk
+DEV_PKGS   := clang valgrind wrk prometheus libclang-rt-14-dev
 
 SAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
               -fno-sanitize-recover=all
@@ -33,21 +33,28 @@ VG         := valgrind --quiet --error-exitcode=99 --leak-check=full \
               --track-fds=no
 
 .PHONY: all static run test check unit integration asan valgrind bench \
-        install uninstall clean deps deps-dev
+        install uninstall clean deps deps-dev e2e fuzz soak
 
 all: $(BUILD)/fwatchdog
 
 $(BUILD)/fwatchdog: $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(if $(STATIC),-static -s) -o $@ $(OBJS) $(FW_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(if $(STATIC),$(FW_STATIC_LDFLAGS)) -o $@ $(OBJS) $(FW_LIBS)
 
 # A stripped, fully static binary for images (build/static/fwatchdog).
+# Sized for images: these come after the user's CFLAGS so they win; the
+# unused functions of our objects are dropped and no unwind tables are
+# kept (C without exceptions; the binary is stripped anyway).
+FW_STATIC_CFLAGS  := -Os -ffunction-sections -fdata-sections \
+                     -fno-asynchronous-unwind-tables -fno-unwind-tables
+FW_STATIC_LDFLAGS := -static -s -Wl,--gc-sections -Wl,--build-id=none
+
 static:
 	@$(MAKE) --no-print-directory BUILD=build/static STATIC=1 all
 	@ls -l build/static/fwatchdog | awk '{ print "build/static/fwatchdog:", $$5, "bytes" }'
 
 $(BUILD)/%.o: watchdog/%.c
 	@mkdir -p $(@D)
-	$(CC) $(FW_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(FW_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(if $(STATIC),$(FW_STATIC_CFLAGS)) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -108,6 +115,59 @@ bench: deps
 	@$(MAKE) --no-print-directory deps EXTRA_DEPS="wrk nginx-light"
 	@$(MAKE) --no-print-directory all static
 	sh tests/bench/bench.sh $(CURDIR)/$(BUILD)/fwatchdog
+
+# SOAK_REQUESTS mixed requests (fork success, failure, timeout, client
+# abort, http mode), then fds, RSS and children back to their warm
+# figures and no zombie; then SIGTERM under wrk load (tests/soak/).
+SOAK_REQUESTS ?= 100000
+soak: deps
+	@$(MAKE) --no-print-directory deps EXTRA_DEPS=wrk
+	@$(MAKE) --no-print-directory all
+	FWATCHDOG=$(CURDIR)/$(BUILD)/fwatchdog SOAK_REQUESTS=$(SOAK_REQUESTS) \
+	    python3 tests/soak/soak.py
+	FWATCHDOG=$(CURDIR)/$(BUILD)/fwatchdog python3 tests/soak/sigterm_load.py
+
+# Dockerfile.base and every template in real containers; installs podman,
+# runc and mmdebstrap when missing (tests/e2e/run.sh, TEMPLATES="a b" for
+# some only).
+e2e: deps
+	bash tests/e2e/run.sh $(TEMPLATES)
+
+# libFuzzer targets (tests/fuzz/README.md), built with clang into
+# build/fuzz/; each replays tests/fuzz/regressions/<target>/, then runs
+# FUZZ_SECONDS on a copy of its seed corpus under build/fuzz/corpus/.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_DIR     := build/fuzz
+FUZZ_TARGETS := fuzz_request fuzz_config fuzz_proxy_response
+FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=all
+FUZZ_OBJS    := $(SRCS:watchdog/%.c=$(FUZZ_DIR)/obj/%.o)
+
+fuzz:
+	@$(MAKE) --no-print-directory deps EXTRA_DEPS="clang libclang-rt-14-dev"
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
+	sh tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+$(FUZZ_DIR)/obj/%.o: watchdog/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FW_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/obj/fuzz_%.o: tests/fuzz/fuzz_%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FW_CFLAGS) -Iwatchdog $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+# An archive: a target's own definitions (fuzz_proxy_response's stand-in
+# for upstream.c) keep the library's out of the link.
+$(FUZZ_DIR)/libfw.a: $(filter-out $(FUZZ_DIR)/obj/main.o,$(FUZZ_OBJS))
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/fuzz_%.o $(FUZZ_DIR)/obj/fuzz_common.o \
+                    $(FUZZ_DIR)/libfw.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(FW_LIBS)
+
+.SECONDARY: $(FUZZ_TARGETS:%=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/fuzz_common.o
+-include $(wildcard $(FUZZ_DIR)/obj/*.d)
 
 install: $(BUILD)/fwatchdog
 	install -D -m 0755 $(BUILD)/fwatchdog $(DESTDIR)$(BINDIR)/fwatchdog
