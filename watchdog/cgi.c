@@ -61,22 +61,64 @@ static bool defined(const struct fw_buf *store, const char *name,
     return false;
 }
 
+/* Offsets of the header entries in env->store, hashed by name, so
+ * de-duplicating n headers costs O(n), not O(n^2). */
+struct seen {
+    size_t *slot;                /* offset + 1 of an entry; 0 = free */
+    size_t mask;
+};
+
+static size_t name_hash(const char *p, size_t len)
+{
+    size_t h = 14695981039346656037ULL;
+
+    while (len--)
+        h = (h ^ (unsigned char)*p++) * 1099511628211ULL;
+    return h;
+}
+
+/* Is name[0..len) an entry of seen? If not, remember it at offset at. */
+static bool seen_or_add(struct seen *s, const struct fw_buf *store,
+                        const char *name, size_t len, size_t at)
+{
+    size_t i = name_hash(name, len) & s->mask;
+
+    for (; s->slot[i]; i = (i + 1) & s->mask) {
+        const char *e = store->data + s->slot[i] - 1;
+
+        if (memcmp(e, name, len) == 0 && e[len] == '=')
+            return true;
+    }
+    s->slot[i] = at + 1;
+    return false;
+}
+
 static int add_headers(struct fw_env *env, const struct fw_request *r)
 {
     char small[FW_NAME_MAX + 6] = "Http_";
     char *name = small;
-    size_t i, j;
+    size_t i, j, computed = env->store.len, size = 16;
+    struct seen seen;
 
-    for (i = 0; i < r->n_headers; i++) {
+    while (size < 2 * r->n_headers)
+        size *= 2;
+    seen.slot = calloc(size, sizeof(*seen.slot));
+    seen.mask = size - 1;
+    if (seen.slot == NULL)
+        return -ENOMEM;
+    for (i = 0; i < r->n_headers && !env->store.failed; i++) {
         const struct fw_header *h = &r->headers[i];
+        struct fw_buf before = env->store;
 
         if (h->name_len == 0)
             continue;
         if (h->name_len > FW_NAME_MAX) {
             /* Rare and long: a buffer of its own. */
             name = malloc(h->name_len + 6);
-            if (name == NULL)
+            if (name == NULL) {
+                free(seen.slot);
                 return -ENOMEM;
+            }
             memcpy(name, "Http_", 5);
         }
         fw_http_canonical(h->name, h->name_len, name + 5);
@@ -84,15 +126,20 @@ static int add_headers(struct fw_env *env, const struct fw_request *r)
         for (j = 5; j < 5 + h->name_len; j++)
             if (name[j] == '-')
                 name[j] = '_';
-        /* reserved(), then Go's rule: the first value only. */
+        /* reserved(), the computed names, then Go's rule: the first
+         * value only. */
+        before.len = computed;
         if (!reserved(name + 5) &&
-            !defined(&env->store, name, 5 + h->name_len))
+            !defined(&before, name, 5 + h->name_len) &&
+            !seen_or_add(&seen, &env->store, name, 5 + h->name_len,
+                         env->store.len))
             add(env, name, 5 + h->name_len, h->value, h->value_len);
         if (name != small) {
             free(name);
             name = small;
         }
     }
+    free(seen.slot);
     return env->store.failed ? -ENOMEM : 0;
 }
 
