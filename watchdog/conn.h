@@ -88,6 +88,7 @@ struct fw_server_state {
     struct fw_server_config cfg;
     uv_tcp_t listener;           /* data = NULL */
     bool listening;
+    uv_timer_t closing_timer;    /* drain: handshakes finish, then close */
     uv_tcp_t admin;              /* metrics listener, data = NULL */
     bool admin_listening;
     const struct fw_handler *admin_handler; /* answers its requests */

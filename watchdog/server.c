@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -29,6 +30,9 @@
                                     in when the listener closes */
 #define FW_DRAIN_FIRST_MS 1000   /* draining: wait for the first request
                                     of a fresh connection this long */
+#define FW_DRAIN_SYN_MS 20       /* draining: new SYNs are dropped this
+                                    long before the listener closes, so
+                                    handshakes under way can complete */
 
 struct fw_server_state fw_srv;
 
@@ -838,9 +842,14 @@ static struct fw_conn *conn_new(bool admin)
 
 static void conn_start(struct fw_conn *c)
 {
+    uint64_t wait_ms = read_timeout_ms(c);
+
+    /* Accepted while draining: its request must come soon. */
+    if (fw_srv.on_idle && !c->admin && wait_ms > FW_DRAIN_FIRST_MS)
+        wait_ms = FW_DRAIN_FIRST_MS;
     uv_tcp_nodelay(&c->tcp, 1);
     request_reset(c);
-    uv_timer_start(&c->read_timer, on_read_timeout, read_timeout_ms(c), 0);
+    uv_timer_start(&c->read_timer, on_read_timeout, wait_ms, 0);
     update_reading(c);
 }
 
@@ -942,6 +951,7 @@ int fw_server_start(uv_loop_t *loop, const struct fw_server_config *cfg)
     err = bind_listener(&fw_srv.listener, cfg->port);
     if (err < 0)
         return err;
+    uv_timer_init(loop, &fw_srv.closing_timer);
     fw_srv.listening = true;
     return 0;
 }
@@ -983,8 +993,43 @@ static void on_listener_closed(uv_handle_t *h)
 
 static void close_listener(void)
 {
-    if (fw_srv.listening && !uv_is_closing((uv_handle_t *)&fw_srv.listener))
+    if (fw_srv.listening && !uv_is_closing((uv_handle_t *)&fw_srv.listener)) {
+        uv_close((uv_handle_t *)&fw_srv.closing_timer, NULL);
         uv_close((uv_handle_t *)&fw_srv.listener, on_listener_closed);
+    }
+}
+
+/* Closing a listener resets the connections in its queue, and a client
+ * whose SYN has been answered counts as connected. So first a socket
+ * filter drops every segment with SYN set: new clients see no answer
+ * (their retry, a second later, finds the port closed and is refused)
+ * while handshakes already answered complete. FW_DRAIN_SYN_MS later
+ * the queue is taken in and the listener closes. Returns false when
+ * the filter cannot be attached (then close at once). */
+static bool refuse_new_connections(void)
+{
+    static struct sock_filter drop_syn[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),        /* TCP flags */
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x02, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0),                  /* SYN: drop */
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffff),         /* the rest */
+    };
+    static const struct sock_fprog prog = {
+        .len = sizeof(drop_syn) / sizeof(drop_syn[0]),
+        .filter = drop_syn,
+    };
+    uv_os_fd_t fd;
+
+    return uv_fileno((uv_handle_t *)&fw_srv.listener, &fd) == 0 &&
+           setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
+                      sizeof(prog)) == 0;
+}
+
+static void on_closing_timer(uv_timer_t *t)
+{
+    (void)t;
+    accept_backlog();
+    close_listener();
 }
 
 void fw_server_stop_keepalive(void)
@@ -1009,9 +1054,13 @@ void fw_server_drain(void (*on_idle)(void))
 
     fw_srv.on_idle = on_idle;
     fw_srv.no_keepalive = true;
-    if (fw_srv.listening && !uv_is_closing((uv_handle_t *)&fw_srv.listener))
-        accept_backlog();
-    close_listener();
+    if (fw_srv.listening && !uv_is_closing((uv_handle_t *)&fw_srv.listener)) {
+        if (refuse_new_connections())
+            uv_timer_start(&fw_srv.closing_timer, on_closing_timer,
+                           FW_DRAIN_SYN_MS, 0);
+        else
+            on_closing_timer(&fw_srv.closing_timer);
+    }
     for (c = fw_srv.conns; c; c = next) {
         next = c->next;
         c->keep_alive = false;
