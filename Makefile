@@ -11,8 +11,9 @@ GIT_SHA    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 FW_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP \
               -DFW_VERSION='"$(VERSION)"' -DFW_GIT_SHA='"$(GIT_SHA)"'
-FW_LIBS     = $(shell $(PKG_CONFIG) --libs $(if $(STATIC),--static libuv-static,libuv)) \
-              -lhttp_parser
+FW_LIBS     = $(if $(filter musl,$(STATIC)),$(MUSL_LIBS), \
+              $(shell $(PKG_CONFIG) --libs $(if $(STATIC),--static libuv-static,libuv)) \
+              -lhttp_parser)
 CHECK_LIBS  = $(shell $(PKG_CONFIG) --libs check)
 
 SRCS       := $(wildcard watchdog/*.c)
@@ -32,7 +33,7 @@ VG         := valgrind --quiet --error-exitcode=99 --leak-check=full \
               --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
               --track-fds=no
 
-.PHONY: all static run test check unit integration asan valgrind bench \
+.PHONY: all static static-glibc static-musl run test check unit integration asan valgrind bench \
         install uninstall clean deps deps-dev e2e fuzz soak
 
 all: $(BUILD)/fwatchdog
@@ -44,13 +45,49 @@ $(BUILD)/fwatchdog: $(OBJS)
 # Sized for images: these come after the user's CFLAGS so they win; the
 # unused functions of our objects are dropped and no unwind tables are
 # kept (C without exceptions; the binary is stripped anyway).
-FW_STATIC_CFLAGS  := -Os -ffunction-sections -fdata-sections \
-                     -fno-asynchronous-unwind-tables -fno-unwind-tables
+FW_STATIC_CFLAGS   = -Os -ffunction-sections -fdata-sections \
+                     -fno-asynchronous-unwind-tables -fno-unwind-tables \
+                     $(if $(filter musl,$(STATIC)),$(MUSL_CPPFLAGS))
 FW_STATIC_LDFLAGS := -static -s -Wl,--gc-sections -Wl,--build-id=none
 
-static:
-	@$(MAKE) --no-print-directory BUILD=build/static STATIC=1 all
-	@ls -l build/static/fwatchdog | awk '{ print "build/static/fwatchdog:", $$5, "bytes" }'
+# STATIC_LIBC=musl (default): linked against musl (musl-gcc), with libuv
+# and http-parser compiled for it from Debian's source packages into
+# build/musl/ (build-aux/musl-deps.sh, once). STATIC_LIBC=glibc (or `make
+# static-glibc`): against Debian's static glibc, libuv and http-parser,
+# about 0.35 MB bigger. Each is built in build/static-<libc>/ and copied to
+# build/static/fwatchdog.
+STATIC_LIBC ?= musl
+MUSL_CC     ?= musl-gcc
+MUSL_DIR    := build/musl
+MUSL_CPPFLAGS = -isystem $(MUSL_DIR)/include -idirafter $(MUSL_DIR)/kinc
+MUSL_LIBS     = $(MUSL_DIR)/lib/libuv.a $(MUSL_DIR)/lib/libhttp_parser.a
+STATIC_PKGS_musl  := make gcc libc6-dev musl-tools dpkg-dev
+STATIC_PKGS_glibc := make gcc libc6-dev pkg-config libuv1-dev libhttp-parser-dev
+
+static: static-$(STATIC_LIBC)
+	@mkdir -p build/static
+	@cp build/static-$(STATIC_LIBC)/fwatchdog build/static/.fwatchdog.tmp
+	@mv -f build/static/.fwatchdog.tmp build/static/fwatchdog
+	@ls -l build/static/fwatchdog | awk '{ print "build/static/fwatchdog ($(STATIC_LIBC)):", $$5, "bytes" }'
+
+static-glibc:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(STATIC_PKGS_glibc)"
+	@$(MAKE) --no-print-directory BUILD=build/static-glibc STATIC=glibc all
+
+static-musl:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(STATIC_PKGS_musl)"
+	@$(MAKE) --no-print-directory $(MUSL_DIR)/.built
+	@$(MAKE) --no-print-directory BUILD=build/static-musl STATIC=musl \
+	    CC=$(MUSL_CC) all
+
+# Objects compiled against older musl builds of libuv are rebuilt.
+ifeq ($(STATIC),musl)
+$(OBJS): $(MUSL_DIR)/.built
+endif
+
+$(MUSL_DIR)/.built: build-aux/musl-deps.sh
+	MUSL_CC=$(MUSL_CC) MUSL_CFLAGS="$(CFLAGS) $(FW_STATIC_CFLAGS)" \
+	    sh build-aux/musl-deps.sh $(MUSL_DIR)
 
 $(BUILD)/%.o: watchdog/%.c
 	@mkdir -p $(@D)
