@@ -205,7 +205,10 @@ class LimitsTest(HostileTest):
                             body=b"hi")
         r, _ = self.exchange(raw, "POST")
         self.assertEqual(r.status, 500, r)
-        self.assertIn(b"argument list too long", r.body)
+        # under valgrind the child dies inside valgrind when its exec
+        # fails (exit status 101), so the text cannot reach us there
+        if not WRAPPER:
+            self.assertIn(b"argument list too long", r.body)
         self.assertServes()
 
 
