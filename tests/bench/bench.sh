@@ -222,6 +222,22 @@ set -- $(wrk_run 8 "http://127.0.0.1:$PORT/"); w2_rps=$2
 stop_fw
 w_ratio=$(awk -v a="$w2_rps" -v b="$w1_rps" 'BEGIN { printf "%.2fx", a / b }')
 
+# Shutdown as PID 1 (drain.py: SIGTERM to exit, median of 5) and the
+# size of the static binary.
+drain_idle=- drain_busy=-
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
+    python3 "$HERE/drain.py" "$FW" >"$TMP/drain.txt"
+    median() {
+        awk -v k="$1" '$1 ~ k { for (i = 1; i < NF; i++)
+            if ($i == "median") printf "%s ms", $(i + 1) }' "$TMP/drain.txt"
+    }
+    drain_idle=$(median '^idle')
+    drain_busy=$(median '^3')
+fi
+static_size=-
+[ ! -f "$STATIC_FW" ] ||
+    static_size="$(( $(stat -c %s "$STATIC_FW") / 1024 )) KiB"
+
 # ---- the table -------------------------------------------------------
 echo
 row "metric" "fwatchdog" "reference" "ratio" "Go watchdogs" "target"
@@ -266,3 +282,6 @@ row "1 GiB download through the proxy" "${dl_mibs} MiB/s" "" "" "-" \
 row "  VmHWM while downloading" "${dl_hwm} KiB" "" "" "-" "<= 4096 KiB"
 row "http_workers=2 vs 1, 1-thread Python" "$w2_rps / $w1_rps" "" \
     "$w_ratio" "n/a" ">= 1.8x"
+row "stripped static binary" "$static_size" "" "" "8.0 / 8.7 MB" "<= 1 MB"
+row "SIGTERM to exit as PID 1, idle" "$drain_idle" "" "" "-" "<= 100 ms"
+row "  3 x 2 s in flight, interval 1s" "$drain_busy" "" "" "-" "<= 2500 ms"
