@@ -16,7 +16,9 @@ PORT=18380
 TMP=$(mktemp -d)
 FW_PID=
 BG=
-trap 'stop_fw; [ -z "$BG" ] || kill $BG 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
+# set +e: a helper that is already gone must not make the run fail
+trap 'set +e; stop_fw; [ -z "$BG" ] || kill $BG 2>/dev/null; rm -rf "$TMP"' \
+    EXIT INT TERM
 
 mkdir -p "$OUT"
 if [ ! -f "$SHARED/spawnrate.c" ]; then
