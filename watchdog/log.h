@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 enum fw_log_level { FW_DEBUG, FW_INFO, FW_ERROR };
 
@@ -33,6 +34,13 @@ void fw_log_set_json(bool json);
  * and a line that does not fit is dropped and counted. Returns 0 or
  * -errno (lines are then still written at once). */
 int fw_log_start(size_t max_queued_bytes);
+
+/* After fw_log_start: wakes the writer once per turn of loop, before it
+ * waits, instead of once per line (a line waits at most one turn; a
+ * half-full queue wakes it at once). The handle is closed with the
+ * loop's others; lines then wake it one by one again. Returns 0 or a
+ * libuv error (lines then wake it one by one). */
+int fw_log_attach(uv_loop_t *loop);
 
 /* Writes what is queued, for at most FW_LOG_FLUSH_MS if the reader has
  * stalled (what is left is dropped and counted), joins the writer and

@@ -73,12 +73,14 @@ static int parse_options(int argc, char **argv)
 /* From here on lines go through the log's writer thread, so a stalled
  * reader of stdout or stderr never stalls the loop; every exit flushes
  * them (bounded, log.h). */
-static int start_logging(void)
+static int start_logging(uv_loop_t *loop)
 {
     int err;
 
     fw_log_set_json(cfg.log_json);
     err = fw_log_start(FW_LOG_QUEUE_BYTES);
+    if (err == 0 && fw_log_attach(loop) < 0)
+        fw_log(FW_ERROR, "warning: log lines wake the writer one by one");
     if (err == 0 && atexit(fw_log_stop) != 0) {
         fw_log_stop();
         err = -ENOMEM;
@@ -269,7 +271,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fwatchdog: %s\n", err);
         return 1;
     }
-    if (start_logging() < 0) {
+    if (start_logging(loop) < 0) {
         fw_config_release(&cfg);
         return 1;
     }
