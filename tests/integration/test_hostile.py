@@ -290,6 +290,31 @@ class ControlBytesTest(HostileTest):
 
 
 
+class VersionTest(HostileTest):
+    """Found by fuzz_request: request lines without a version, or with a
+    major version other than 1, reached the function."""
+
+    def setUp(self):
+        super().setUp()
+        self.wd = self.start(fprocess="cat")
+
+    def test_http_0_9_request_line_is_400(self):
+        # no version: http-parser reads it as HTTP/0.9
+        self.assertRejected(b"POST /fnHTTP/1.1\r\n\r\n", 400, "POST")
+        self.assertServes()
+
+    def test_other_major_versions_are_505(self):
+        for v in (b"HTTP/2.0", b"HTTP/3.0"):
+            with self.subTest(v):
+                self.assertRejected(b"GET / " + v + b"\r\nHost: x\r\n\r\n",
+                                    505)
+                self.assertServes()
+
+    def test_http_1_x_above_1_1_is_served(self):
+        r, _ = self.exchange(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n")
+        self.assertEqual(r.status, 200, r)
+
+
 class FunctionSeesTest(HostileTest):
 
     H = b"Host: x\r\n"
