@@ -19,6 +19,8 @@
 #define FW_WRITE_HIGH (256 * 1024)       /* pause producers above this */
 #define FW_WRITE_LOW (64 * 1024)         /* and resume them below this */
 #define FW_LINGER_MS 2000                /* wait for the client's FIN */
+#define FW_DRAIN_FIRST_MS 1000           /* draining: a fresh connection's
+                                            first request comes by then */
 
 struct fw_conn {
     uv_tcp_t tcp;                /* client socket, data = this */
@@ -107,8 +109,25 @@ extern struct fw_server_state fw_srv;
 
 /* server.c */
 
+/* A new connection, its socket not yet attached: the caller accepts
+ * into c->tcp, then calls fw_conn_start(). admin: from the admin
+ * listener. NULL when out of memory. */
+struct fw_conn *fw_conn_new(bool admin);
+
+/* Starts reading a connection whose socket is attached. */
+void fw_conn_start(struct fw_conn *c);
+
+/* Draining: a fresh connection's request must come within ms. */
+void fw_conn_expect_request(struct fw_conn *c, uint64_t ms);
+
 /* Closes at once, telling the handler (if any) why. Idempotent. */
+void fw_conn_close_for(struct fw_conn *c, enum fw_abort why);
+
+/* Closes at once, telling the handler (if any) the client left. */
 void fw_conn_close(struct fw_conn *c);
+
+/* Calls the drain's on_idle once no connection and no listener is left. */
+void fw_server_check_idle(void);
 
 /* Closes after the queued writes have left (shutdown, linger). */
 void fw_conn_finish(struct fw_conn *c);

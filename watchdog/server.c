@@ -1,9 +1,10 @@
 /* server.c - HTTP/1.1 on libuv and http-parser.
  *
- * Owns the listener and every client connection: reading and parsing
- * requests, the limits of spec section 11, read and write timeouts,
- * keep-alive and the in-flight cap. Writing responses is response.c's;
- * what a request does is left to the handlers of server.h. A connection
+ * Owns every client connection: reading and parsing requests, the
+ * limits of spec section 11, read and write timeouts, keep-alive and the
+ * in-flight cap. Listening, accepting and the drain are listener.c's,
+ * writing responses is response.c's; what a request does is left to the
+ * handlers of server.h. A connection
  * serves one request at a time; bytes of the next (pipelined) request
  * wait in its read buffer while the parser is paused.
  */
@@ -16,9 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/filter.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,17 +24,8 @@
 #include "log.h"
 #include "metrics.h"
 
-#define FW_BACKLOG 1024          /* listen(2) queue; also the most taken
-                                    in when the listener closes */
-#define FW_DRAIN_FIRST_MS 1000   /* draining: wait for the first request
-                                    of a fresh connection this long */
-#define FW_DRAIN_SYN_MS 20       /* draining: new SYNs are dropped this
-                                    long before the listener closes, so
-                                    handshakes under way can complete */
-
 struct fw_server_state fw_srv;
 
-static http_parser_settings settings;
 
 static void update_reading(struct fw_conn *c);
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
@@ -45,7 +34,7 @@ static void request_reset(struct fw_conn *c);
 
 /* ---- connection lifetime -------------------------------------------- */
 
-static void check_idle(void)
+void fw_server_check_idle(void)
 {
     void (*cb)(void) = fw_srv.on_idle;
 
@@ -80,7 +69,7 @@ static void on_conn_closed(uv_handle_t *h)
         free(c->writable);
     }
     free(c);
-    check_idle();
+    fw_server_check_idle();
 }
 
 /* The code metrics record for a request that ends without a response:
@@ -116,7 +105,7 @@ void fw_conn_abort_handler(struct fw_conn *c, enum fw_abort why)
         h->on_abort(&c->req, why);
 }
 
-static void conn_close_for(struct fw_conn *c, enum fw_abort why)
+void fw_conn_close_for(struct fw_conn *c, enum fw_abort why)
 {
     if (uv_is_closing((uv_handle_t *)&c->tcp))
         return;
@@ -134,7 +123,7 @@ static void conn_close_for(struct fw_conn *c, enum fw_abort why)
 
 void fw_conn_close(struct fw_conn *c)
 {
-    conn_close_for(c, FW_ABORT_CLIENT);
+    fw_conn_close_for(c, FW_ABORT_CLIENT);
 }
 
 static void on_linger_timeout(uv_timer_t *t)
@@ -234,7 +223,7 @@ static void on_read_timeout(uv_timer_t *t)
         fw_conn_send_error(c, fw_srv.cfg.late_body_status, "read: i/o timeout\n");
         return;
     }
-    conn_close_for(c, FW_ABORT_TIMEOUT);
+    fw_conn_close_for(c, FW_ABORT_TIMEOUT);
 }
 
 static void on_write_timeout(uv_timer_t *t)
@@ -243,7 +232,7 @@ static void on_write_timeout(uv_timer_t *t)
 
     fw_log(FW_INFO, "%s %s - write_timeout passed, closing connection",
            c->req.method, c->req.target);
-    conn_close_for(c, FW_ABORT_TIMEOUT);
+    fw_conn_close_for(c, FW_ABORT_TIMEOUT);
 }
 
 static int on_message_begin(http_parser *p)
@@ -578,6 +567,16 @@ static int on_message_complete(http_parser *p)
 
 /* ---- reading ---------------------------------------------------------- */
 
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
 static void parse_error(struct fw_conn *c, enum http_errno e)
 {
     if (c->closing)
@@ -800,12 +799,12 @@ void fw_request_resume(struct fw_request *r)
     fw_conn_pump(c);
 }
 
-/* ---- listener --------------------------------------------------------- */
+/* ---- connections ------------------------------------------------------ */
 
 /* A new connection, its socket not yet attached: the caller accepts
- * into c->tcp, then calls conn_start(). admin: from the admin listener.
+ * into c->tcp, then calls fw_conn_start(). admin: from the admin listener.
  * NULL when out of memory. */
-static struct fw_conn *conn_new(bool admin)
+struct fw_conn *fw_conn_new(bool admin)
 {
     struct fw_conn *c = calloc(1, sizeof(*c));
 
@@ -833,6 +832,7 @@ static struct fw_conn *conn_new(bool admin)
     fw_buf_init(&c->head, 2 * FW_HEAD_MAX + 16);
     fw_fields_init(&c->fields, &c->head, FW_HEAD_MAX);
     fw_buf_init(&c->out_head, 0);
+    http_parser_set_max_header_size(FW_HEAD_MAX);    /* a global */
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->keep_alive = true;
@@ -840,7 +840,7 @@ static struct fw_conn *conn_new(bool admin)
     return c;
 }
 
-static void conn_start(struct fw_conn *c)
+void fw_conn_start(struct fw_conn *c)
 {
     uint64_t wait_ms = read_timeout_ms(c);
 
@@ -853,246 +853,8 @@ static void conn_start(struct fw_conn *c)
     update_reading(c);
 }
 
-static void on_connection(uv_stream_t *l, int status)
+/* Draining: a fresh connection's request must come within ms. */
+void fw_conn_expect_request(struct fw_conn *c, uint64_t ms)
 {
-    struct fw_conn *c;
-
-    if (status < 0) {
-        fw_log(FW_ERROR, "accept: %s", uv_strerror(status));
-        return;
-    }
-    c = conn_new(l == (uv_stream_t *)&fw_srv.admin);
-    if (c == NULL)
-        return;
-    if (uv_accept(l, (uv_stream_t *)&c->tcp) < 0) {
-        fw_conn_close(c);
-        return;
-    }
-    conn_start(c);
-}
-
-/* Before the listener closes: connections the kernel completed but we
- * have not accepted yet would be reset by the close, so take them in
- * and serve them (they get "Connection: close"). */
-static void accept_backlog(void)
-{
-    uv_os_fd_t lfd;
-    int fd, n;
-
-    if (uv_fileno((uv_handle_t *)&fw_srv.listener, &lfd) < 0)
-        return;
-    for (n = 0; n < FW_BACKLOG; n++) {
-        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            break;      /* EAGAIN: the backlog is empty */
-        struct fw_conn *c = conn_new(false);
-
-        if (c == NULL) {
-            close(fd);
-            continue;
-        }
-        if (uv_tcp_open(&c->tcp, fd) < 0) {
-            close(fd);
-            fw_conn_close(c);
-            continue;
-        }
-        conn_start(c);
-    }
-}
-
-static int listen_on(uv_tcp_t *l, int family, int port)
-{
-    struct sockaddr_storage addr;
-    int err;
-
-    if (family == AF_INET6)
-        uv_ip6_addr("::", port, (struct sockaddr_in6 *)&addr);
-    else
-        uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)&addr);
-    err = uv_tcp_init_ex(fw_srv.loop, l, (unsigned)family);
-    if (err < 0)
-        return err;
-    err = uv_tcp_bind(l, (struct sockaddr *)&addr, 0);
-    if (err == 0)
-        err = uv_listen((uv_stream_t *)l, FW_BACKLOG, on_connection);
-    if (err < 0)
-        uv_close((uv_handle_t *)l, NULL);
-    return err;
-}
-
-/* IPv6 any (dual-stack), or IPv4 any where there is no IPv6. */
-static int bind_listener(uv_tcp_t *l, int port)
-{
-    int err = listen_on(l, AF_INET6, port);
-
-    if (err == UV_EAFNOSUPPORT || err == UV_EADDRNOTAVAIL) {
-        /* No IPv6 here: the closed handle is reused after a loop turn. */
-        uv_run(fw_srv.loop, UV_RUN_NOWAIT);
-        err = listen_on(l, AF_INET, port);
-    }
-    return err;
-}
-
-int fw_server_start(uv_loop_t *loop, const struct fw_server_config *cfg)
-{
-    int err;
-
-    fw_srv.loop = loop;
-    fw_srv.cfg = *cfg;
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
-    http_parser_set_max_header_size(FW_HEAD_MAX);
-
-    err = bind_listener(&fw_srv.listener, cfg->port);
-    if (err < 0)
-        return err;
-    uv_timer_init(loop, &fw_srv.closing_timer);
-    fw_srv.listening = true;
-    return 0;
-}
-
-int fw_server_listen_admin(int port, const struct fw_handler *h,
-                           int64_t timeout_ms)
-{
-    int err;
-
-    fw_srv.admin_handler = h;
-    fw_srv.admin_timeout_ms = timeout_ms;
-    err = bind_listener(&fw_srv.admin, port);
-    if (err < 0)
-        return err;
-    fw_srv.admin_listening = true;
-    return 0;
-}
-
-void fw_server_close_admin(void)
-{
-    struct fw_conn *c, *next;
-
-    if (fw_srv.admin_listening)
-        uv_close((uv_handle_t *)&fw_srv.admin, NULL);
-    fw_srv.admin_listening = false;
-    for (c = fw_srv.conns; c; c = next) {
-        next = c->next;
-        if (c->admin)
-            conn_close_for(c, FW_ABORT_SHUTDOWN);
-    }
-}
-
-static void on_listener_closed(uv_handle_t *h)
-{
-    (void)h;
-    fw_srv.listening = false;
-    check_idle();
-}
-
-static void close_listener(void)
-{
-    if (fw_srv.listening && !uv_is_closing((uv_handle_t *)&fw_srv.listener)) {
-        uv_close((uv_handle_t *)&fw_srv.closing_timer, NULL);
-        uv_close((uv_handle_t *)&fw_srv.listener, on_listener_closed);
-    }
-}
-
-/* Closing a listener resets the connections in its queue, and a client
- * whose SYN has been answered counts as connected. So first a socket
- * filter drops every segment with SYN set: new clients see no answer
- * (their retry, a second later, finds the port closed and is refused)
- * while handshakes already answered complete. FW_DRAIN_SYN_MS later
- * the queue is taken in and the listener closes. Returns false when
- * the filter cannot be attached (then close at once). */
-static bool refuse_new_connections(void)
-{
-    static struct sock_filter drop_syn[] = {
-        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),        /* TCP flags */
-        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x02, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, 0),                  /* SYN: drop */
-        BPF_STMT(BPF_RET | BPF_K, 0xffffffff),         /* the rest */
-    };
-    static const struct sock_fprog prog = {
-        .len = sizeof(drop_syn) / sizeof(drop_syn[0]),
-        .filter = drop_syn,
-    };
-    uv_os_fd_t fd;
-
-    return uv_fileno((uv_handle_t *)&fw_srv.listener, &fd) == 0 &&
-           setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog,
-                      sizeof(prog)) == 0;
-}
-
-static void on_closing_timer(uv_timer_t *t)
-{
-    (void)t;
-    accept_backlog();
-    close_listener();
-}
-
-void fw_server_stop_keepalive(void)
-{
-    fw_srv.no_keepalive = true;
-}
-
-/* True when the client has sent bytes we have not read yet: a request
- * that closing the connection now would answer with a reset. */
-static bool input_waiting(const struct fw_conn *c)
-{
-    uv_os_fd_t fd;
-    int n = 0;
-
-    return uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0 &&
-           ioctl(fd, FIONREAD, &n) == 0 && n > 0;
-}
-
-void fw_server_drain(void (*on_idle)(void))
-{
-    struct fw_conn *c, *next;
-
-    fw_srv.on_idle = on_idle;
-    fw_srv.no_keepalive = true;
-    if (fw_srv.listening && !uv_is_closing((uv_handle_t *)&fw_srv.listener)) {
-        if (refuse_new_connections())
-            uv_timer_start(&fw_srv.closing_timer, on_closing_timer,
-                           FW_DRAIN_SYN_MS, 0);
-        else
-            on_closing_timer(&fw_srv.closing_timer);
-    }
-    for (c = fw_srv.conns; c; c = next) {
-        next = c->next;
-        c->keep_alive = false;
-        if (c->in_request || c->handler != NULL || c->rpos != c->rlen)
-            continue;            /* busy: closes after its response */
-        if (c->used && !input_waiting(c))
-            fw_conn_close(c);    /* idle keep-alive connection */
-        else if (!c->used)       /* accepted, its request on the way */
-            uv_timer_start(&c->read_timer, on_read_timeout,
-                           FW_DRAIN_FIRST_MS, 0);
-    }
-    check_idle();
-}
-
-void fw_server_close(void)
-{
-    struct fw_conn *c, *next;
-
-    close_listener();
-    fw_server_close_admin();
-    for (c = fw_srv.conns; c; c = next) {
-        next = c->next;
-        conn_close_for(c, FW_ABORT_SHUTDOWN);
-    }
-}
-
-int64_t fw_server_inflight(void)
-{
-    return fw_srv.inflight;
-}
-
-size_t fw_server_connections(void)
-{
-    return fw_srv.n_conns;
+    uv_timer_start(&c->read_timer, on_read_timeout, ms, 0);
 }
