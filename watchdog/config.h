@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "syntax.h"    /* durations and fprocess words, for config's users */
+
 enum fw_mode {
     FW_MODE_STREAMING,
     FW_MODE_SERIALIZING,
@@ -75,21 +77,6 @@ int fw_config_load(struct fw_config *cfg, fw_getenv_fn lookup, void *ctx,
                    char *err, size_t err_len);
 
 void fw_config_release(struct fw_config *cfg);
-
-/* Parses a duration as the Go watchdogs do: a bare non-negative integer
- * is seconds, otherwise a Go duration ("1m30s", "500ms", "1.5h").
- * Returns 0 and *ms (rounded down to milliseconds; negative values are
- * kept) or -EINVAL. */
-int fw_duration_parse(const char *s, int64_t *ms);
-
-/* Formats ms as Go's time.Duration.String() does ("30s", "1m30s",
- * "1h0m0s", "500ms", "0s") into out[out_len]. */
-void fw_duration_format(int64_t ms, char *out, size_t out_len);
-
-/* Splits a command line per spec 5.1 (quotes, backslashes, no shell).
- * Returns a NULL-ended array in one allocation (free() it once) or NULL
- * with *err set to a static message ("unbalanced quote", "empty"). */
-char **fw_argv_split(const char *line, const char **err);
 
 /* Name of a mode as the spec writes it ("streaming", ...). */
 const char *fw_mode_name(enum fw_mode mode);
