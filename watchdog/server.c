@@ -494,6 +494,13 @@ static int check_head(struct fw_conn *c)
                            "transfer encoding");
         return -1;
     }
+    /* http-parser takes what follows a CONNECT head for the tunnel, never
+     * for a body: one announced would not reach the function. */
+    if (c->parser.method == HTTP_CONNECT &&
+        (r->chunked || r->content_length > 0)) {
+        fw_conn_send_error(c, 400, "400 Bad Request: CONNECT with a body");
+        return -1;
+    }
     return 0;
 }
 

@@ -389,6 +389,14 @@ class FramingTest(HostileTest):
                 self.assertRejected(self.post(extra), 400, "POST")
                 self.assertServes()
 
+    def test_connect_with_a_body_is_400(self):
+        # found by fuzz_request: http-parser never reads a CONNECT body,
+        # so the function got Content-Length 5 and no bytes
+        self.assertRejected(b"CONNECT 1 HTTP/1.1\r\nHost: a\r\n"
+                            b"Content-Length: 5\r\n\r\nhello", 400,
+                            "CONNECT")
+        self.assertServes()
+
     def test_transfer_codings_other_than_chunked_alone_are_501(self):
         for te in (b"chunked, identity", b"identity, chunked",
                    b"chunked, chunked", b"identity"):
