@@ -489,7 +489,11 @@ static int check_head(struct fw_conn *c)
         fw_conn_send_error(c, 400, "400 Bad Request: malformed Host header");
         return -1;
     }
-    if (te && !value_is(te, "chunked")) {
+    /* Go's rule: one Transfer-Encoding, and it is chunked; with two
+     * lines a proxy in front may read the first while the parser keeps
+     * the last (request smuggling). */
+    if (te && (!value_is(te, "chunked") || !r->chunked ||
+               count_headers(r, "Transfer-Encoding") > 1)) {
         fw_conn_send_error(c, 501, "501 Not Implemented: unsupported "
                            "transfer encoding");
         return -1;

@@ -405,6 +405,15 @@ class FramingTest(HostileTest):
                     b"Transfer-Encoding: " + te + b"\r\n\r\n"
                     b"2\r\nok\r\n0\r\n\r\n"), 501, "POST")
                 self.assertServes()
+        # two lines (found by fuzz_request): one proxy reads the first,
+        # another the last; Go answers 501 to any but one
+        for second in (b"chunked", b"", b"identity"):
+            with self.subTest(second=second.decode()):
+                self.assertRejected(self.post(
+                    b"Transfer-Encoding: chunked\r\nTransfer-Encoding: " +
+                    second + b"\r\n\r\n2\r\nok\r\n0\r\n\r\n"), 501,
+                    "POST")
+                self.assertServes()
 
     def test_chunk_extensions_are_ignored(self):
         body = (b"2;name=val;q=\"x y\"\r\nok\r\n3;" + b"e" * 100000 +
