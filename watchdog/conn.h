@@ -47,6 +47,8 @@ struct fw_conn {
 
     const struct fw_handler *handler; /* NULL when no one owns the reply */
     bool in_request;             /* message begun, not yet finished */
+    bool head_done;              /* headers complete: what follows the
+                                    body as fields are trailers */
     bool used;                   /* a request has begun on it */
     bool body_done;              /* message complete */
     bool response_done;          /* handler ended the response */

@@ -190,6 +190,7 @@ static void request_reset(struct fw_conn *c)
     c->req.conn = c;
     c->target_len = 0;
     c->in_request = false;
+    c->head_done = false;
     c->body_done = false;
     c->response_done = false;
     c->paused = false;
@@ -257,18 +258,21 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return append_head(c, at, len);
 }
 
+/* Trailers of a chunked body come through these too: they are dropped
+ * (no mode passes trailers on), and must not grow the head buffer the
+ * request's headers point into. */
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct fw_conn *c = p->data;
 
-    return fw_fields_name(&c->fields, at, len);
+    return c->head_done ? 0 : fw_fields_name(&c->fields, at, len);
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct fw_conn *c = p->data;
 
-    return fw_fields_value(&c->fields, at, len);
+    return c->head_done ? 0 : fw_fields_value(&c->fields, at, len);
 }
 
 /* Turns the offsets into the request's pointers, once the head buffer
@@ -514,6 +518,7 @@ static int on_headers_complete(http_parser *p)
     struct fw_request *r = &c->req;
     const struct fw_header *expect;
 
+    c->head_done = true;
     if (build_request(c) < 0) {
         fw_conn_send_error(c, 431, "431 Request Header Fields Too Large");
         return -1;

@@ -434,6 +434,21 @@ class FramingTest(HostileTest):
             self.assertEqual((r.status, r.body), (200, b"ok"), r)
             self.assertBody(c.request("POST", "/", body=b"next"), b"next")
 
+    def test_big_trailers_do_not_touch_the_request_headers(self):
+        # found by fuzz_request: trailer fields were appended to the head
+        # buffer the request's headers point into; a big one moved it,
+        # and the access log's X-Call-Id lookup read freed memory
+        self.wd.shutdown()       # one watchdog per test: log_callid on
+        wd = self.start(fprocess="cat", log_callid="true")
+        with RawConn(wd.port) as c:
+            c.send(b"POST / HTTP/1.1\r\nHost: x\r\nX-Call-Id: cid-42\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                   b"X-Big: " + b"t" * 200000 + b"\r\n\r\n")
+            r = c.read_response("POST")
+            self.assertEqual((r.status, r.body), (200, b"ok"), r)
+        wd.wait_log(r"POST / - 200 .*\[cid-42\]$")
+        self.assertServes(wd)
+
     def test_bad_chunk_framing_is_400(self):
         cases = {
             "size overflow": b"fffffffffffffffffff\r\nok\r\n0\r\n\r\n",
