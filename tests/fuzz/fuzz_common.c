@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,25 @@ void fz_fail(const char *fmt, ...)
     abort();
 }
 
+/* A blocking connect interrupted by a signal (libFuzzer's alarm, when
+ * at thousands of connections a second a SYN meets a TIME_WAIT of the
+ * same ports and is retried a second later) goes on in the kernel: wait
+ * for it. */
+static bool connect_finished(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    int r, err = ETIMEDOUT;
+    socklen_t len = sizeof(err);
+
+    do
+        r = poll(&p, 1, 10000);
+    while (r < 0 && errno == EINTR);
+    if (r == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    errno = err;    /* for the caller's message */
+    return err == 0;
+}
+
 int fz_connect(int port)
 {
     struct sockaddr_in a = { .sin_family = AF_INET,
@@ -34,7 +54,10 @@ int fz_connect(int port)
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+    if (fd < 0)
+        fz_fail("socket: %s", strerror(errno));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 &&
+        (errno != EINTR || !connect_finished(fd)))
         fz_fail("connect to 127.0.0.1:%d: %s", port, strerror(errno));
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
