@@ -110,6 +110,19 @@ bool fw_http_is_token(const char *p, size_t len)
     return len > 0;
 }
 
+bool fw_http_is_field_value(const char *p, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)p[i];
+
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 void fw_http_canonical(const char *name, size_t len, char *out)
 {
     bool upper = true;

@@ -24,6 +24,10 @@ void fw_http_canonical(const char *name, size_t len, char *out);
  * name), as Go's httpguts.ValidHeaderFieldName. */
 bool fw_http_is_token(const char *p, size_t len);
 
+/* True when p[0..len) may be a field value: no control byte but HTAB
+ * (Go's httpguts.ValidHeaderFieldValue; bytes from 0x80 are allowed). */
+bool fw_http_is_field_value(const char *p, size_t len);
+
 /* Case-insensitive comparison of a header name with a literal. */
 bool fw_http_name_is(const char *name, size_t len, const char *lit);
 

@@ -687,13 +687,15 @@ static size_t pass_headers(struct fw_upconn *uc, struct fw_hdr *hdrs,
  * "Content-Length :" or "Transfer-Encoding :", which the filter above
  * would pass on next to our own framing. Go's client refuses such a
  * response; so do we (500). */
-static bool valid_names(const struct fw_upconn *uc)
+static bool valid_fields(const struct fw_upconn *uc)
 {
     const struct fw_field *o = fw_fields_list(&uc->fields);
     size_t i, n = fw_fields_count(&uc->fields);
 
     for (i = 0; i < n; i++)
-        if (!fw_http_is_token(uc->head.data + o[i].name, o[i].name_len))
+        if (!fw_http_is_token(uc->head.data + o[i].name, o[i].name_len) ||
+            !fw_http_is_field_value(uc->head.data + o[i].value,
+                                    o[i].value_len))
             return false;
     return true;
 }
@@ -715,8 +717,9 @@ static int on_up_headers(http_parser *p)
 
     /* http-parser takes one to three digits; a status below 100 would
      * reach the client as "HTTP/1.1 0 Unknown". A bad response: 500, as
-     * are header names that are not tokens. */
-    if (p->status_code < 100 || !valid_names(uc))
+     * are header names that are not tokens and values with control
+     * bytes (a NUL would reach the client). */
+    if (p->status_code < 100 || !valid_fields(uc))
         return -1;
     if (p->status_code / 100 == 1 && !upgrade) {
         /* 100 Continue and friends: the real head follows. A 1xx has no

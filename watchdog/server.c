@@ -433,19 +433,15 @@ static size_t count_headers(const struct fw_request *r, const char *name)
  * the start of a value. Go's server refuses both, with these words. */
 static const char *invalid_field(const struct fw_request *r)
 {
-    size_t i, k;
+    size_t i;
 
     for (i = 0; i < r->n_headers; i++) {
         const struct fw_header *h = &r->headers[i];
 
         if (!fw_http_is_token(h->name, h->name_len))
             return "400 Bad Request: invalid header name";
-        for (k = 0; k < h->value_len; k++) {
-            unsigned char ch = (unsigned char)h->value[k];
-
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-                return "400 Bad Request: invalid header value";
-        }
+        if (!fw_http_is_field_value(h->value, h->value_len))
+            return "400 Bad Request: invalid header value";
     }
     return NULL;
 }
