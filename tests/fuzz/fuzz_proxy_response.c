@@ -236,7 +236,9 @@ static void check_headers(const struct fz_msg *got)
     FZ_CHECK(n <= 1, "%zu Connection headers", n);
 }
 
-static bool names_are_tokens(const struct fz_msg *m)
+/* Names are tokens and values have no control bytes (the reader stores
+ * a NUL in a value as \x01, a control byte too). */
+static bool valid_fields(const struct fz_msg *m)
 {
     const char *p = m->head.data;
     size_t i;
@@ -244,7 +246,8 @@ static bool names_are_tokens(const struct fz_msg *m)
     for (i = 0; i < m->n_headers; i++) {
         const char *value = p + strlen(p) + 1;
 
-        if (!fw_http_is_token(p, strlen(p)))
+        if (!fw_http_is_token(p, strlen(p)) ||
+            !fw_http_is_field_value(value, strlen(value)))
             return false;
         p = value + strlen(value) + 1;
     }
@@ -258,8 +261,8 @@ static void check_against_input(const struct fz_msg *got,
     const struct fz_msg *want = ex->final;
 
     /* No head, or one the proxy must refuse (status below 100, a header
-     * name that is not a token). */
-    if (want == NULL || want->status < 100 || !names_are_tokens(want)) {
+     * name that is not a token, a value with a control byte). */
+    if (want == NULL || want->status < 100 || !valid_fields(want)) {
         FZ_CHECK(got->status == 500, "no head upstream, %d", got->status);
         FZ_CHECK(got->body.len == 0, "body on a proxy error");
         return;
