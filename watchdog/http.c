@@ -5,7 +5,9 @@
  */
 #include "http.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -159,6 +161,77 @@ bool fw_http_name_is(const char *name, size_t len, const char *lit)
         if (lit[i] == '\0' || ascii_lower(name[i]) != ascii_lower(lit[i]))
             return false;
     return lit[len] == '\0';
+}
+
+static size_t name_hash(const char *name, size_t len)
+{
+    size_t h = 14695981039346656037ULL;    /* FNV-1a, on lower case */
+
+    while (len--)
+        h = (h ^ (unsigned char)ascii_lower(*name++)) * 1099511628211ULL;
+    return h;
+}
+
+static bool same_name(const struct fw_name_slot *e, const char *name,
+                      size_t len)
+{
+    size_t i;
+
+    if (e->len != len)
+        return false;
+    for (i = 0; i < len; i++)
+        if (ascii_lower(e->name[i]) != ascii_lower(name[i]))
+            return false;
+    return true;
+}
+
+int fw_names_init(struct fw_names *s, size_t max)
+{
+    size_t size = 16;
+
+    s->slot = NULL;
+    s->mask = 0;
+    if (max == 0)
+        return 0;
+    while (size < 2 * max)    /* at most half full */
+        size *= 2;
+    s->slot = calloc(size, sizeof(*s->slot));
+    if (s->slot == NULL)
+        return -ENOMEM;
+    s->mask = size - 1;
+    return 0;
+}
+
+void fw_names_release(struct fw_names *s)
+{
+    free(s->slot);
+    s->slot = NULL;
+    s->mask = 0;
+}
+
+size_t fw_names_add(struct fw_names *s, const char *name, size_t len,
+                    size_t tag)
+{
+    size_t i = name_hash(name, len) & s->mask;
+
+    for (; s->slot[i].name; i = (i + 1) & s->mask)
+        if (same_name(&s->slot[i], name, len))
+            return s->slot[i].tag;
+    s->slot[i] = (struct fw_name_slot){ name, len, tag };
+    return tag;
+}
+
+bool fw_names_has(const struct fw_names *s, const char *name, size_t len)
+{
+    size_t i;
+
+    if (s->slot == NULL)
+        return false;
+    for (i = name_hash(name, len) & s->mask; s->slot[i].name;
+         i = (i + 1) & s->mask)
+        if (same_name(&s->slot[i], name, len))
+            return true;
+    return false;
 }
 
 void fw_http_date(time_t t, char *out)

@@ -31,6 +31,34 @@ bool fw_http_is_field_value(const char *p, size_t len);
 /* Case-insensitive comparison of a header name with a literal. */
 bool fw_http_name_is(const char *name, size_t len, const char *lit);
 
+/* A set of header names (or Connection tokens) compared as HTTP compares
+ * them, case-insensitively; the bytes stay the caller's. For the places
+ * that would otherwise compare every header of a request with every
+ * other: a head may carry tens of thousands. */
+struct fw_name_slot {
+    const char *name;            /* NULL: a free slot */
+    size_t len;
+    size_t tag;                  /* what the caller stored with it */
+};
+
+struct fw_names {
+    struct fw_name_slot *slot;   /* NULL while empty */
+    size_t mask;
+};
+
+/* Makes room for max names; 0 or -ENOMEM. A set made for max 0 holds
+ * nothing and allocates nothing. */
+int fw_names_init(struct fw_names *s, size_t max);
+void fw_names_release(struct fw_names *s);
+
+/* Adds name[0..len) with tag unless an equal name is in: returns the tag
+ * of the name in the set, tag itself if it is new. At most max adds. */
+size_t fw_names_add(struct fw_names *s, const char *name, size_t len,
+                    size_t tag);
+
+/* True when an equal name is in the set. */
+bool fw_names_has(const struct fw_names *s, const char *name, size_t len);
+
 /* Formats t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") into
  * out, which must hold FW_HTTP_DATE_LEN bytes with the NUL. */
 #define FW_HTTP_DATE_LEN 30

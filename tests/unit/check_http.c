@@ -2,6 +2,7 @@
  * sizes (spec 9), sniffing and method labels (spec 10).
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -357,6 +358,58 @@ START_TEST(null_method_is_unknown)
 }
 END_TEST
 
+START_TEST(names_match_ignoring_case_and_keep_the_first_tag)
+{
+    struct fw_names set;
+
+    ck_assert_int_eq(fw_names_init(&set, 4), 0);
+    ck_assert_uint_eq(fw_names_add(&set, "X-One", 5, 0), 0);
+    ck_assert_uint_eq(fw_names_add(&set, "x-two", 5, 1), 1);
+    ck_assert_uint_eq(fw_names_add(&set, "X-ONE", 5, 2), 0);
+    ck_assert_uint_eq(fw_names_add(&set, "X-On", 4, 3), 3);
+    ck_assert(fw_names_has(&set, "x-one", 5));
+    ck_assert(fw_names_has(&set, "X-Two", 5));
+    ck_assert(!fw_names_has(&set, "X-Three", 7));
+    ck_assert(!fw_names_has(&set, "X-On ", 5));
+    fw_names_release(&set);
+}
+END_TEST
+
+START_TEST(empty_set_allocates_nothing_and_holds_nothing)
+{
+    struct fw_names set;
+
+    ck_assert_int_eq(fw_names_init(&set, 0), 0);
+    ck_assert_ptr_null(set.slot);
+    ck_assert(!fw_names_has(&set, "Connection", 10));
+    fw_names_release(&set);
+}
+END_TEST
+
+/* Filled to max, every name is still found (the table stays at most half
+ * full, so probing ends). */
+START_TEST(full_set_finds_every_name)
+{
+    enum { MAX = 5000 };
+    static char names[MAX][8];
+    struct fw_names set;
+    size_t i;
+
+    ck_assert_int_eq(fw_names_init(&set, MAX), 0);
+    for (i = 0; i < MAX; i++) {
+        snprintf(names[i], sizeof(names[i]), "h%zu", i);
+        ck_assert_uint_eq(fw_names_add(&set, names[i], strlen(names[i]), i),
+                          i);
+    }
+    for (i = 0; i < MAX; i++) {
+        names[i][0] = 'H';    /* the set keeps the caller's bytes */
+        ck_assert(fw_names_has(&set, names[i], strlen(names[i])));
+    }
+    ck_assert(!fw_names_has(&set, "h5000", 5));
+    fw_names_release(&set);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -372,6 +425,9 @@ static Suite *http_suite(void)
                         N(canonical));
     tcase_add_test(tc, canonical_form_works_in_place_and_within_len);
     tcase_add_loop_test(tc, name_is_compares_ignoring_case, 0, N(names));
+    tcase_add_test(tc, names_match_ignoring_case_and_keep_the_first_tag);
+    tcase_add_test(tc, empty_set_allocates_nothing_and_holds_nothing);
+    tcase_add_test(tc, full_set_finds_every_name);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("date");
