@@ -250,58 +250,104 @@ static bool hop_by_hop(const char *name, size_t len)
     return false;
 }
 
-/* Is name one of the tokens of a Connection header value? */
-static bool listed(const char *list, size_t list_len, const char *name,
-                   size_t len)
+/* The next comma-separated token of list[*at..len), trimmed of blanks;
+ * false at the end. Empty tokens (",,") are skipped. */
+static bool next_token(const char *list, size_t len, size_t *at,
+                       const char **tok, size_t *tok_len)
 {
-    const char *p = list, *end = list + list_len;
+    const char *end = list + len;
 
-    while (p < end) {
+    while (*at < len) {
+        const char *p = list + *at;
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *e = comma ? comma : end;
 
+        *at = (size_t)(e - list) + (comma != NULL);
         while (p < e && (*p == ' ' || *p == '\t'))
             p++;
         while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
             e--;
-        if ((size_t)(e - p) == len && strncasecmp(p, name, len) == 0)
+        if (e > p) {
+            *tok = p;
+            *tok_len = (size_t)(e - p);
             return true;
-        p = comma ? comma + 1 : end;
+        }
     }
     return false;
 }
 
+/* Does a Connection header of hs list name? For one name; filtering
+ * every header goes through connection_tokens. */
 static bool connection_lists(const struct fw_header *hs, size_t n,
                              const char *name, size_t len)
 {
-    size_t i;
+    const char *tok;
+    size_t i, at, tok_len;
+
+    for (i = 0; i < n; i++) {
+        if (!fw_http_name_is(hs[i].name, hs[i].name_len, "Connection"))
+            continue;
+        for (at = 0; next_token(hs[i].value, hs[i].value_len, &at, &tok,
+                                &tok_len);)
+            if (tok_len == len && strncasecmp(tok, name, len) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* The names the Connection headers of hs list, hop-by-hop too (RFC 9110
+ * 7.6.1), gathered into set so that filtering n headers costs O(n) even
+ * when a client sends thousands of each. 0 or -ENOMEM. */
+static int connection_tokens(struct fw_names *set,
+                             const struct fw_header *hs, size_t n)
+{
+    const char *tok;
+    size_t i, at, tok_len, max = 0;
 
     for (i = 0; i < n; i++)
-        if (fw_http_name_is(hs[i].name, hs[i].name_len, "Connection") &&
-            listed(hs[i].value, hs[i].value_len, name, len))
-            return true;
-    return false;
+        if (fw_http_name_is(hs[i].name, hs[i].name_len, "Connection"))
+            for (at = 0; next_token(hs[i].value, hs[i].value_len, &at,
+                                    &tok, &tok_len);)
+                max++;
+    if (fw_names_init(set, max) < 0)
+        return -ENOMEM;
+    for (i = 0; i < n; i++)
+        if (fw_http_name_is(hs[i].name, hs[i].name_len, "Connection"))
+            for (at = 0; next_token(hs[i].value, hs[i].value_len, &at,
+                                    &tok, &tok_len);)
+                fw_names_add(set, tok, tok_len, 0);
+    return 0;
+}
+
+/* Not passed on: hop-by-hop headers, those the Connection headers list
+ * (set), and framing, which the sender sets again. */
+static bool dropped(const struct fw_header *h, const struct fw_names *set,
+                    bool upgrade)
+{
+    if (upgrade && fw_http_name_is(h->name, h->name_len, "Upgrade"))
+        return false;
+    return hop_by_hop(h->name, h->name_len) ||
+           fw_http_name_is(h->name, h->name_len, "Content-Length") ||
+           fw_names_has(set, h->name, h->name_len);
 }
 
 static void build_head(struct preq *pr, struct fw_buf *b)
 {
     const struct fw_request *r = pr->r;
+    struct fw_names listed;
     bool has_host = false;
     size_t i;
 
+    if (connection_tokens(&listed, r->headers, r->n_headers) < 0) {
+        b->failed = true;
+        return;
+    }
     fw_buf_appendf(b, "%s %s%s HTTP/1.1\r\n", r->method, fw_upstream_base(),
                    r->target);
     for (i = 0; i < r->n_headers; i++) {
         const struct fw_header *h = &r->headers[i];
 
-        bool keep = pr->upgrade &&
-                    fw_http_name_is(h->name, h->name_len, "Upgrade");
-
-        if (!keep && (hop_by_hop(h->name, h->name_len) ||
-                      fw_http_name_is(h->name, h->name_len,
-                                      "Content-Length") ||
-                      connection_lists(r->headers, r->n_headers, h->name,
-                                       h->name_len)))
+        if (dropped(h, &listed, pr->upgrade))
             continue;
         has_host |= fw_http_name_is(h->name, h->name_len, "Host");
         fw_buf_append(b, h->name, h->name_len);
@@ -309,6 +355,7 @@ static void build_head(struct preq *pr, struct fw_buf *b)
         fw_buf_append(b, h->value, h->value_len);
         fw_buf_append(b, "\r\n", 2);
     }
+    fw_names_release(&listed);
     if (!has_host)
         fw_buf_appendf(b, "Host: %s\r\n", fw_upstream_host());
     if (pr->buffering)
@@ -651,23 +698,24 @@ static size_t pass_headers(struct fw_upconn *uc, struct fw_hdr *hdrs,
     size_t i, n = 0, count = fw_fields_count(&uc->fields);
     size_t at[FW_MAX_HEADERS * 2];
     const char *base = uc->head.data;
-    struct fw_header list[FW_MAX_HEADERS];
+    struct fw_header list[FW_MAX_HEADERS] = { { NULL, 0, NULL, 0 } };
+    struct fw_names listed;
 
     if (count > FW_MAX_HEADERS)
         count = FW_MAX_HEADERS;
     for (i = 0; i < count; i++)
         list[i] = (struct fw_header){ base + o[i].name, o[i].name_len,
                                       base + o[i].value, o[i].value_len };
+    if (connection_tokens(&listed, list, count) < 0) {
+        store->failed = true;
+        return 0;
+    }
     for (i = 0; i < count && n < max; i++) {
         const struct fw_header *h = &list[i];
-        bool keep = upgrade && fw_http_name_is(h->name, h->name_len,
-                                               "Upgrade");
 
-        if (!keep && (hop_by_hop(h->name, h->name_len) ||
-                      fw_http_name_is(h->name, h->name_len,
-                                      "Content-Length") ||
-                      fw_http_name_is(h->name, h->name_len, "Date") ||
-                      connection_lists(list, count, h->name, h->name_len)))
+        /* Date: ours, as Go's server sets it. */
+        if (dropped(h, &listed, upgrade) ||
+            fw_http_name_is(h->name, h->name_len, "Date"))
             continue;
         at[2 * n] = store->len;
         fw_buf_append(store, h->name, h->name_len);
@@ -677,6 +725,7 @@ static size_t pass_headers(struct fw_upconn *uc, struct fw_hdr *hdrs,
         fw_buf_append(store, "", 1);
         n++;
     }
+    fw_names_release(&listed);
     for (i = 0; i < n && !store->failed; i++)
         hdrs[i] = (struct fw_hdr){ store->data + at[2 * i],
                                    store->data + at[2 * i + 1] };

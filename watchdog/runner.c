@@ -201,30 +201,45 @@ static void debug_line(struct fw_buf *line)
     fw_buf_reset(line);
 }
 
+/* One line per name, in the order names first appear: next[] chains
+ * each header to the next one of its name, found through a set of names
+ * (a head may hold tens of thousands). Without memory, nothing. */
 static void debug_request_headers(const struct fw_request *r)
 {
     const struct fw_header *h = r->headers;
+    size_t i, j, n = r->n_headers;
+    size_t *next = calloc(2 * n + 1, sizeof(*next));
+    size_t *last = next + n;    /* of each first header, its group's last */
+    struct fw_names names;
     struct fw_buf line;
-    size_t i, j;
 
+    if (next == NULL || fw_names_init(&names, n) < 0) {
+        free(next);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        size_t first = fw_names_add(&names, h[i].name, h[i].name_len, i);
+
+        next[i] = SIZE_MAX;
+        if (first != i)
+            next[last[first]] = i;
+        last[first] = i;
+    }
     fw_buf_init(&line, 0);
-    for (i = 0; i < r->n_headers; i++) {
-        for (j = 0; j < i; j++)
-            if (h[j].name_len == h[i].name_len &&
-                strncasecmp(h[j].name, h[i].name, h[i].name_len) == 0)
-                break;
-        if (j < i || strcasecmp(h[i].name, "Host") == 0)
+    for (i = 0; i < n; i++) {
+        if (fw_names_add(&names, h[i].name, h[i].name_len, i) != i ||
+            fw_http_name_is(h[i].name, h[i].name_len, "Host"))
             continue;    /* printed with the first; Go keeps Host apart */
         if (fw_buf_appendf(&line, "[in] %s=[", h[i].name) == 0)
             fw_http_canonical(line.data + 5, h[i].name_len, line.data + 5);
-        for (j = i; j < r->n_headers; j++)
-            if (h[j].name_len == h[i].name_len &&
-                strncasecmp(h[j].name, h[i].name, h[i].name_len) == 0)
-                fw_buf_appendf(&line, "%s%s", j > i ? " " : "", h[j].value);
+        for (j = i; j != SIZE_MAX; j = next[j])
+            fw_buf_appendf(&line, "%s%s", j > i ? " " : "", h[j].value);
         fw_buf_append(&line, "]", 1);
         debug_line(&line);
     }
     fw_buf_release(&line);
+    fw_names_release(&names);
+    free(next);
 }
 
 static void debug_response_headers(const struct fw_hdr *hdrs, size_t n)
