@@ -6,6 +6,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -53,19 +54,25 @@ def lower_pairs(pairs):
 
 
 def free_port_pair():
-    """A port p with p + 1 also free (worker i listens on p + i)."""
-    for _ in range(100):
-        p = free_port()
-        if p >= 65535:
-            continue
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A port p with p + 1 also free (worker i listens on p + i). Taken
+    below the ephemeral range: there, under load, most ports are held by
+    some client connection in TIME_WAIT and pairs are rare."""
+    rng = random.Random()
+    for _ in range(200):
+        p = rng.randrange(20000, 32000)
+        socks = []
         try:
-            s.bind(("127.0.0.1", p + 1))
+            for q in (p, p + 1):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", q))
             return p
         except OSError:
             continue
         finally:
-            s.close()
+            for s in socks:
+                s.close()
     raise AssertionError("no two consecutive free ports")
 
 
