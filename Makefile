@@ -173,7 +173,9 @@ e2e: deps
 # libFuzzer targets (tests/fuzz/README.md), built with clang into
 # build/fuzz/; each replays tests/fuzz/regressions/<target>/, then runs
 # FUZZ_SECONDS on a copy of its seed corpus under build/fuzz/corpus/.
+# FUZZ_SEED fixes libFuzzer's seed (CI's runs repeat); unset, a new one.
 FUZZ_SECONDS ?= 60
+FUZZ_SEED    ?=
 FUZZ_CC      ?= clang
 FUZZ_DIR     := build/fuzz
 FUZZ_TARGETS := fuzz_request fuzz_config fuzz_proxy_response
@@ -184,7 +186,8 @@ FUZZ_OBJS    := $(SRCS:watchdog/%.c=$(FUZZ_DIR)/obj/%.o)
 fuzz:
 	@$(MAKE) --no-print-directory deps EXTRA_DEPS="clang libclang-rt-14-dev"
 	@$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(FUZZ_DIR)/%)
-	sh tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	FUZZ_SEED="$(FUZZ_SEED)" \
+	    sh tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 $(FUZZ_DIR)/obj/%.o: watchdog/%.c
 	@mkdir -p $(@D)

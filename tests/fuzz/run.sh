@@ -4,6 +4,7 @@
 # then fuzzes for SECONDS on DIR/corpus/<target> (new inputs go there)
 # plus the seeds of tests/fuzz/corpus/<target> (read only), and prints
 # the executions. Exits 1 if any target crashed, leaked or hung.
+# FUZZ_SEED, when set, is libFuzzer's -seed.
 set -u
 dir=$1
 secs=$2
@@ -20,6 +21,8 @@ for t in "$@"; do
     mkdir -p "$work" "$art"
     dict=""
     [ -f "$here/$t.dict" ] && dict="-dict=$here/$t.dict"
+    seed=""
+    [ -n "${FUZZ_SEED:-}" ] && seed="-seed=$FUZZ_SEED"
 
     regs=$(find "$here/regressions/$t" -type f 2>/dev/null | sort)
     if [ -n "$regs" ]; then
@@ -35,7 +38,7 @@ for t in "$@"; do
     echo "== $t: fuzzing for ${secs}s"
     # shellcheck disable=SC2086
     "$bin" -max_total_time="$secs" -print_final_stats=1 -timeout=25 \
-        -rss_limit_mb=2048 -max_len=8192 -artifact_prefix="$art" $dict \
+        -rss_limit_mb=2048 -max_len=8192 -artifact_prefix="$art" $dict $seed \
         "$work" "$here/corpus/$t" >"$log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
