@@ -33,7 +33,9 @@ struct fw_upconn {
     uv_connect_t connect;        /* data = this */
     struct fw_worker *w;
     struct preq *pr;             /* request served; NULL when idle */
-    struct fw_upconn *next;      /* the worker's idle list */
+    struct fw_upconn *next;      /* the worker's idle list, newest first */
+    struct fw_upconn *prev;
+    bool pooled;                 /* in that list */
     http_parser parser;          /* parser.data = this */
     struct fw_buf head;          /* response header bytes */
     struct fw_fields fields;     /* their places in head */
@@ -50,6 +52,7 @@ struct preq {
     uv_timer_t deadline;         /* exec_timeout / X-Timeout; data = this */
     struct fw_buf body;          /* buffered body (http_buffer_req_body) */
     struct preq *next_wait;      /* waiting for a ready worker */
+    struct preq *prev_wait;
     bool waiting;                /* in the wait list */
     bool buffering;              /* body buffered before sending */
     bool chunked_up;             /* body sent chunked upstream */
@@ -79,6 +82,8 @@ static struct {
 static http_parser_settings up_settings;
 
 static void acquire(struct preq *pr);
+static void on_up_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void upconn_close(struct fw_upconn *uc);
 static void fail(struct preq *pr, int status);
 
@@ -92,22 +97,75 @@ static void on_preq_closed(uv_handle_t *h)
     free(pr);
 }
 
+/* The wait list: requests held, in order, until a worker is ready. */
+static void wait_for_worker(struct preq *pr)
+{
+    pr->waiting = true;
+    pr->next_wait = NULL;
+    pr->prev_wait = px.wait_tail;
+    if (px.wait_tail)
+        px.wait_tail->next_wait = pr;
+    else
+        px.wait_head = pr;
+    px.wait_tail = pr;
+}
+
 static void unwait(struct preq *pr)
 {
-    struct preq **p;
-
     if (!pr->waiting)
         return;
-    for (p = &px.wait_head; *p; p = &(*p)->next_wait) {
-        if (*p == pr) {
-            *p = pr->next_wait;
-            break;
-        }
-    }
-    px.wait_tail = NULL;
-    for (p = &px.wait_head; *p; p = &(*p)->next_wait)
-        px.wait_tail = *p;
+    if (pr->prev_wait)
+        pr->prev_wait->next_wait = pr->next_wait;
+    else
+        px.wait_head = pr->next_wait;
+    if (pr->next_wait)
+        pr->next_wait->prev_wait = pr->prev_wait;
+    else
+        px.wait_tail = pr->prev_wait;
+    pr->next_wait = pr->prev_wait = NULL;
     pr->waiting = false;
+}
+
+/* The pool: a worker's idle keep-alive connections, newest first (the
+ * warmest; the oldest are the first the upstream closes). */
+static bool pool(struct fw_upconn *uc)
+{
+    struct fw_worker *w = uc->w;
+    int err;
+
+    if (!w->ready || w->n_idle >= FW_POOL_MAX ||
+        uv_is_closing((uv_handle_t *)&uc->tcp))
+        return false;
+    /* Reading, so that the upstream's close is seen while idle. A slow
+     * client may have stopped it (on_up_body) right before the end. */
+    err = uv_read_start((uv_stream_t *)&uc->tcp, on_up_alloc, on_up_read);
+    if (err < 0 && err != UV_EALREADY)
+        return false;
+    uc->reused = uc->pooled = true;
+    uc->prev = NULL;
+    uc->next = w->idle;
+    if (w->idle)
+        w->idle->prev = uc;
+    w->idle = uc;
+    w->n_idle++;
+    return true;
+}
+
+static void unpool(struct fw_upconn *uc)
+{
+    struct fw_worker *w = uc->w;
+
+    if (!uc->pooled)
+        return;
+    if (uc->prev)
+        uc->prev->next = uc->next;
+    else
+        w->idle = uc->next;
+    if (uc->next)
+        uc->next->prev = uc->prev;
+    uc->next = uc->prev = NULL;
+    uc->pooled = false;
+    w->n_idle--;
 }
 
 /* The request is over for us: the connection goes back to the pool or
@@ -128,13 +186,8 @@ static void preq_finish(struct preq *pr, bool reuse)
     if (uc) {
         uc->pr = NULL;
         pr->uc = NULL;
-        if (reuse && uc->w->ready && !uv_is_closing((uv_handle_t *)&uc->tcp)) {
-            uc->reused = true;
-            uc->next = uc->w->idle;
-            uc->w->idle = uc;
-        } else {
+        if (!reuse || !pool(uc))
             upconn_close(uc);
-        }
     }
     uv_close((uv_handle_t *)&pr->deadline, on_preq_closed);
 }
@@ -412,24 +465,11 @@ static void on_upconn_closed(uv_handle_t *h)
     free(uc);
 }
 
-static void unpool(struct fw_upconn *uc)
-{
-    struct fw_upconn **p;
-
-    for (p = &uc->w->idle; *p; p = &(*p)->next) {
-        if (*p == uc) {
-            *p = uc->next;
-            return;
-        }
-    }
-}
-
 static void upconn_close(struct fw_upconn *uc)
 {
     if (uv_is_closing((uv_handle_t *)&uc->tcp))
         return;
-    if (uc->pr == NULL)
-        unpool(uc);
+    unpool(uc);
     uv_close((uv_handle_t *)&uc->tcp, on_upconn_closed);
 }
 
@@ -563,7 +603,11 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     uv_tcp_nodelay(&uc->tcp, 1);
-    uv_read_start((uv_stream_t *)&uc->tcp, on_up_alloc, on_up_read);
+    status = uv_read_start((uv_stream_t *)&uc->tcp, on_up_alloc, on_up_read);
+    if (status < 0) {
+        upstream_failed(uc, status);
+        return;
+    }
     send_request(pr);
 }
 
@@ -610,11 +654,9 @@ void fw_proxy_gone(void)
     while (px.wait_head) {
         struct preq *pr = px.wait_head;
 
-        px.wait_head = pr->next_wait;
-        pr->waiting = false;
+        unwait(pr);
         fail_unavailable(pr);
     }
-    px.wait_tail = NULL;
 }
 
 /* Picks a worker and a connection for pr, or holds pr until a worker is
@@ -629,13 +671,7 @@ static void acquire(struct preq *pr)
         return;
     }
     if (w == NULL) {
-        pr->waiting = true;
-        pr->next_wait = NULL;
-        if (px.wait_tail)
-            px.wait_tail->next_wait = pr;
-        else
-            px.wait_head = pr;
-        px.wait_tail = pr;
+        wait_for_worker(pr);
         return;
     }
     pr->w = w;
@@ -643,8 +679,7 @@ static void acquire(struct preq *pr)
     uc = w->idle;
     fw_metrics_upstream_conn(uc != NULL);
     if (uc) {
-        w->idle = uc->next;
-        uc->next = NULL;
+        unpool(uc);
         uc->pr = pr;
         pr->uc = uc;
         send_request(pr);
@@ -665,10 +700,7 @@ void fw_proxy_dispatch_waiting(void)
     while (px.wait_head && fw_upstream_ready() > 0) {
         struct preq *pr = px.wait_head;
 
-        px.wait_head = pr->next_wait;
-        if (px.wait_head == NULL)
-            px.wait_tail = NULL;
-        pr->waiting = false;
+        unwait(pr);
         acquire(pr);
     }
 }
@@ -758,6 +790,7 @@ static int on_up_headers(http_parser *p)
     char secs[32];
     size_t n;
     int64_t len;
+    int err;
 
     /* A 101 without Upgrade and Connection: upgrade switches nothing for
      * http-parser (p->upgrade), which would read the tunnel's bytes on
@@ -789,8 +822,12 @@ static int on_up_headers(http_parser *p)
         hdrs[n++] = (struct fw_hdr){ "Connection", "Upgrade" };
         pr->responded = pr->tunnel = true;
         uv_timer_stop(&pr->deadline);
-        fw_response_head(pr->r, 101, hdrs, n, -1);
+        err = fw_response_head(pr->r, 101, hdrs, n, -1);
         fw_buf_release(&store);
+        if (err < 0) {
+            fail(pr, 500);    /* out of memory: the client's is cut */
+            return -1;
+        }
         fw_request_tunnel(pr->r);
         return 0;
     }
@@ -798,8 +835,12 @@ static int on_up_headers(http_parser *p)
     pr->responded = true;
     if (pr->stream)
         uv_timer_stop(&pr->deadline);    /* spec 6.3: streams run on */
-    fw_response_head(pr->r, p->status_code, hdrs, n, len);
+    err = fw_response_head(pr->r, p->status_code, hdrs, n, len);
     fw_buf_release(&store);
+    if (err < 0) {
+        fail(pr, 500);
+        return -1;
+    }
     /* A HEAD response has no body, whatever its headers say. */
     return pr->r->head_only ? 1 : 0;
 }
@@ -957,8 +998,14 @@ static void on_drain(struct fw_request *r)
 {
     struct preq *pr = r->data;
 
-    if (pr && pr->uc)
-        uv_read_start((uv_stream_t *)&pr->uc->tcp, on_up_alloc, on_up_read);
+    int err;
+
+    if (pr == NULL || pr->uc == NULL)
+        return;
+    err = uv_read_start((uv_stream_t *)&pr->uc->tcp, on_up_alloc,
+                        on_up_read);
+    if (err < 0 && err != UV_EALREADY)
+        upstream_failed(pr->uc, err);
 }
 
 static void on_abort(struct fw_request *r, enum fw_abort why)

@@ -24,6 +24,7 @@ struct fw_worker {
     bool running;                /* its process is alive */
     int outstanding;             /* requests in flight to it */
     struct fw_upconn *idle;      /* keep-alive connections, proxy's */
+    int n_idle;                  /* how many */
 
     struct fw_proc proc;         /* the process, its own group */
     uv_pipe_t in;                /* its stdin: open, never written */

@@ -501,3 +501,79 @@ class HttpOneZeroClientTest(HttpTest):
         self.assertEqual(r.status, 200, r)
         self.assertFalse(r.chunked, "chunked response to HTTP/1.0: %r" % r)
         self.assertEqual(r.body, b"data: 1\n\ndata: 2\n\ndata: 3\n\n", r)
+
+
+# ------------------------------------------------------------ the pool
+
+class HttpPoolTest(HttpTest):
+
+    def slow_download(self, port, n, stall):
+        """GET /download?n=N from a client that reads nothing for stall
+        seconds through a 4 KiB receive buffer, then everything. Returns
+        the status line."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(T(20))
+        try:
+            s.connect(("127.0.0.1", port))
+            s.sendall(build_request("GET", "/download?n=%d" % n))
+            time.sleep(stall)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = s.recv(65536)
+                if not data:
+                    return head[:80]
+                head += data
+            head, body = head.split(b"\r\n\r\n", 1)
+            left = n - len(body)
+            while left > 0:
+                data = s.recv(1 << 20)
+                if not data:
+                    break
+                left -= len(data)
+        finally:
+            s.close()
+        return head.split(b"\r\n", 1)[0]
+
+    def test_connection_pooled_after_a_slow_client_serves_the_next(self):
+        # A slow client stops reading the upstream (back-pressure); when
+        # the stop and the response's end fell in the same read, the
+        # connection went back to the pool not reading, and the next
+        # request on it waited for its deadline: a 504. Which sizes hit
+        # that depends on the kernel's socket buffers (3.26-3.30 MB on
+        # Debian 12's defaults), hence the scan.
+        wd = self.start_http("big.py", exec_timeout="2s")
+        stall = 0.05 * SLOW
+        for n in range(3000000, 3600000, 20000):
+            status = self.slow_download(wd.port, n, stall)
+            self.assertEqual(status, b"HTTP/1.1 200 OK")
+            r = request(wd.port, "GET", "/download?n=10", timeout=T(10))
+            self.assertEqual(r.status, 200,
+                             "after a %d-byte download: %r" % (n, r))
+
+    def test_pool_keeps_at_most_256_idle_connections(self):
+        # 300 requests at once take 300 upstream connections; afterwards
+        # the pool keeps 256 (proxy.c FW_POOL_MAX) and closes the rest.
+        wd = self.start_http("echo.py")
+        self.assertEqual(request(wd.port, "GET", "/warm").status, 200)
+        fds = lambda: len(os.listdir("/proc/%d/fd" % wd.wd_pid))  # noqa
+        base = fds()                     # one pooled connection among them
+        gate = os.path.join(self.tmp, "gate")
+        results = []
+
+        def one():
+            r = request(wd.port, "GET", "/g?gate=" + gate, timeout=T(60))
+            results.append(r.status)
+        threads = [threading.Thread(target=one, daemon=True)
+                   for _ in range(300)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: fds() >= base + 2 * 299, T(30),
+                 "300 requests to reach the upstream")
+        with open(gate, "w"):
+            pass
+        for t in threads:
+            t.join(T(60))
+        self.assertEqual(results, [200] * 300)
+        wait_for(lambda: fds() <= base + 255, T(10),
+                 "the pool to shrink to 256: %d fds over %d" % (fds(), base))
