@@ -68,20 +68,11 @@ struct seen {
     size_t mask;
 };
 
-static size_t name_hash(const char *p, size_t len)
-{
-    size_t h = 14695981039346656037ULL;
-
-    while (len--)
-        h = (h ^ (unsigned char)*p++) * 1099511628211ULL;
-    return h;
-}
-
 /* Is name[0..len) an entry of seen? If not, remember it at offset at. */
 static bool seen_or_add(struct seen *s, const struct fw_buf *store,
                         const char *name, size_t len, size_t at)
 {
-    size_t i = name_hash(name, len) & s->mask;
+    size_t i = fw_http_name_hash(name, len) & s->mask;
 
     for (; s->slot[i]; i = (i + 1) & s->mask) {
         const char *e = store->data + s->slot[i] - 1;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <uv.h>
 
 /* Go's net/http StatusText, which the request log repeats (spec 6.3); it
@@ -163,13 +165,82 @@ bool fw_http_name_is(const char *name, size_t len, const char *lit)
     return lit[len] == '\0';
 }
 
-static size_t name_hash(const char *name, size_t len)
-{
-    size_t h = 14695981039346656037ULL;    /* FNV-1a, on lower case */
+static struct {
+    uint64_t k0, k1;
+    bool set;
+} hash_key;
 
-    while (len--)
-        h = (h ^ (unsigned char)ascii_lower(*name++)) * 1099511628211ULL;
-    return h;
+void fw_http_hash_key(uint64_t k0, uint64_t k1)
+{
+    hash_key.k0 = k0;
+    hash_key.k1 = k1;
+    hash_key.set = true;
+}
+
+static void draw_key(void)
+{
+    uint64_t k[2];
+
+    /* Never blocks; early in boot the pool may be short, and then time,
+     * pid and the address space layout still keep it from a client. */
+    if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
+        k[0] = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+        k[1] = (uint64_t)(uintptr_t)&hash_key ^ (uint64_t)time(NULL);
+    }
+    fw_http_hash_key(k[0], k[1]);
+}
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+
+static void sip_round(uint64_t v[4])
+{
+    v[0] += v[1];
+    v[1] = ROTL(v[1], 13);
+    v[1] ^= v[0];
+    v[0] = ROTL(v[0], 32);
+    v[2] += v[3];
+    v[3] = ROTL(v[3], 16);
+    v[3] ^= v[2];
+    v[0] += v[3];
+    v[3] = ROTL(v[3], 21);
+    v[3] ^= v[0];
+    v[2] += v[1];
+    v[1] = ROTL(v[1], 17);
+    v[1] ^= v[2];
+    v[2] = ROTL(v[2], 32);
+}
+
+static void sip_word(uint64_t v[4], uint64_t m)
+{
+    v[3] ^= m;
+    sip_round(v);
+    sip_round(v);
+    v[0] ^= m;
+}
+
+uint64_t fw_http_name_hash(const char *name, size_t len)
+{
+    uint64_t v[4], m = 0;
+    size_t i;
+
+    if (!hash_key.set)
+        draw_key();
+    v[0] = 0x736f6d6570736575ULL ^ hash_key.k0;
+    v[1] = 0x646f72616e646f6dULL ^ hash_key.k1;
+    v[2] = 0x6c7967656e657261ULL ^ hash_key.k0;
+    v[3] = 0x7465646279746573ULL ^ hash_key.k1;
+    for (i = 0; i < len; i++) {
+        m |= (uint64_t)(unsigned char)ascii_lower(name[i]) << (8 * (i % 8));
+        if (i % 8 == 7) {
+            sip_word(v, m);
+            m = 0;
+        }
+    }
+    sip_word(v, m | (uint64_t)len << 56);
+    v[2] ^= 0xff;
+    for (i = 0; i < 4; i++)
+        sip_round(v);
+    return v[0] ^ v[1] ^ v[2] ^ v[3];
 }
 
 static bool same_name(const struct fw_name_slot *e, const char *name,
@@ -212,7 +283,7 @@ void fw_names_release(struct fw_names *s)
 size_t fw_names_add(struct fw_names *s, const char *name, size_t len,
                     size_t tag)
 {
-    size_t i = name_hash(name, len) & s->mask;
+    size_t i = fw_http_name_hash(name, len) & s->mask;
 
     for (; s->slot[i].name; i = (i + 1) & s->mask)
         if (same_name(&s->slot[i], name, len))
@@ -227,7 +298,7 @@ bool fw_names_has(const struct fw_names *s, const char *name, size_t len)
 
     if (s->slot == NULL)
         return false;
-    for (i = name_hash(name, len) & s->mask; s->slot[i].name;
+    for (i = fw_http_name_hash(name, len) & s->mask; s->slot[i].name;
          i = (i + 1) & s->mask)
         if (same_name(&s->slot[i], name, len))
             return true;

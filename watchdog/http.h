@@ -31,6 +31,14 @@ bool fw_http_is_field_value(const char *p, size_t len);
 /* Case-insensitive comparison of a header name with a literal. */
 bool fw_http_name_is(const char *name, size_t len, const char *lit);
 
+/* SipHash-2-4 of name[0..len) with ASCII letters folded to lower case,
+ * under a key drawn from getrandom() at first use: a client cannot choose
+ * names that collide in a table (hash flooding). */
+uint64_t fw_http_name_hash(const char *name, size_t len);
+
+/* Fixes the key (tests, for the reference vectors). */
+void fw_http_hash_key(uint64_t k0, uint64_t k1);
+
 /* A set of header names (or Connection tokens) compared as HTTP compares
  * them, case-insensitively; the bytes stay the caller's. For the places
  * that would otherwise compare every header of a request with every

@@ -358,6 +358,44 @@ START_TEST(null_method_is_unknown)
 }
 END_TEST
 
+/* SipHash-2-4's reference vectors (key 00..0f, message 00..len-1): no
+ * byte of them is an ASCII letter, so folding leaves them as they are. */
+static const struct {
+    size_t len;
+    uint64_t hash;
+} sip_vectors[] = {
+    { 0, 0x726fdb47dd0e0e31ULL },
+    { 1, 0x74f839c593dc67fdULL },
+    { 8, 0x93f5f5799a932462ULL },
+    { 15, 0xa129ca6149be45e5ULL },
+};
+
+START_TEST(name_hash_is_siphash_2_4)
+{
+    char msg[16];
+    size_t i;
+
+    for (i = 0; i < sizeof(msg); i++)
+        msg[i] = (char)i;
+    fw_http_hash_key(0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL);
+    ck_assert_uint_eq(fw_http_name_hash(msg, sip_vectors[_i].len),
+                      sip_vectors[_i].hash);
+}
+END_TEST
+
+START_TEST(name_hash_folds_case_only)
+{
+    uint64_t h;
+
+    fw_http_hash_key(1, 2);
+    h = fw_http_name_hash("Content-Type", 12);
+    ck_assert_uint_eq(h, fw_http_name_hash("content-TYPE", 12));
+    ck_assert_uint_ne(h, fw_http_name_hash("Content_Type", 12));
+    fw_http_hash_key(1, 3);    /* another key, another table order */
+    ck_assert_uint_ne(h, fw_http_name_hash("Content-Type", 12));
+}
+END_TEST
+
 START_TEST(names_match_ignoring_case_and_keep_the_first_tag)
 {
     struct fw_names set;
@@ -425,6 +463,8 @@ static Suite *http_suite(void)
                         N(canonical));
     tcase_add_test(tc, canonical_form_works_in_place_and_within_len);
     tcase_add_loop_test(tc, name_is_compares_ignoring_case, 0, N(names));
+    tcase_add_loop_test(tc, name_hash_is_siphash_2_4, 0, N(sip_vectors));
+    tcase_add_test(tc, name_hash_folds_case_only);
     tcase_add_test(tc, names_match_ignoring_case_and_keep_the_first_tag);
     tcase_add_test(tc, empty_set_allocates_nothing_and_holds_nothing);
     tcase_add_test(tc, full_set_finds_every_name);
