@@ -329,12 +329,19 @@ void fw_proc_stop_group(pid_t pgid, uint64_t grace_ms)
     for (d = doomed; d; d = d->next)
         if (d->pgid == pgid)
             return;      /* already on its way: keep the first deadline */
+    if (kill(-pgid, SIGTERM) < 0) {
+        /* Most often ESRCH: every member has exited, nothing to doom
+         * (a finished request's group usually has). */
+        if (errno != ESRCH)
+            fw_log(FW_ERROR, "kill process group %d: %s", (int)pgid,
+                   strerror(errno));
+        return;
+    }
     d = malloc(sizeof(*d));
     if (d == NULL) {
         fw_proc_kill_group(pgid, SIGKILL);
         return;
     }
-    fw_proc_kill_group(pgid, SIGTERM);
     fw_proc_kill_group(pgid, SIGCONT);    /* a stopped one must see it */
     d->pgid = pgid;
     d->kill_at_ms = uv_now(doom_timer.loop) + grace_ms;
