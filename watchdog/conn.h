@@ -147,8 +147,14 @@ void fw_conn_pump(struct fw_conn *c);
 int fw_conn_write(struct fw_conn *c, char *owned, const char *p, size_t len,
                   bool last);
 
-/* An error answered by the server itself, then the connection closes. */
+/* An error answered by the server itself, then the connection closes.
+ * A handler still attached is told why: FW_ABORT_CLIENT for a request
+ * that broke the protocol or a limit (fw_conn_send_error), so a child
+ * already started is stopped as for a client that left; FW_ABORT_TIMEOUT
+ * only when read_timeout passed. */
 void fw_conn_send_error(struct fw_conn *c, int status, const char *body);
+void fw_conn_send_error_for(struct fw_conn *c, enum fw_abort why, int status,
+                            const char *body);
 
 /* The access-log line of c's request, ended with status (log.h). */
 void fw_conn_log_request(struct fw_conn *c, int status);

@@ -102,6 +102,15 @@ static size_t skip_written(uv_buf_t *bufs, unsigned *n, size_t done)
     return left;
 }
 
+/* Not uv_buf_init, whose unsigned int would cut a body buffered in the
+ * fork modes (no cap) at 4 GiB. On Unix uv_buf_t.len is a size_t, the
+ * kernel takes at most 2 GiB per writev, and libuv goes on with the
+ * rest of a partly written buffer, so any length works. */
+static uv_buf_t whole_buf(const char *p, size_t len)
+{
+    return (uv_buf_t){ .base = (char *)p, .len = len };
+}
+
 /* Queues up to three pieces: pending head, framing and data. Takes
  * ownership of owned (also on failure). */
 int fw_conn_write(struct fw_conn *c, char *owned, const char *p,
@@ -125,7 +134,7 @@ int fw_conn_write(struct fw_conn *c, char *owned, const char *p,
     if (c->head_pending) {
         c->head_pending = false;
         o->head = c->out_head.data;
-        bufs[n++] = uv_buf_init(o->head, (unsigned)c->out_head.len);
+        bufs[n++] = whole_buf(o->head, c->out_head.len);
         fw_buf_steal(&c->out_head);
     }
     if (c->chunked_out && len > 0) {
@@ -134,7 +143,7 @@ int fw_conn_write(struct fw_conn *c, char *owned, const char *p,
         bufs[n++] = uv_buf_init(o->frame, (unsigned)m);
     }
     if (len > 0)
-        bufs[n++] = uv_buf_init((char *)p, (unsigned)len);
+        bufs[n++] = whole_buf(p, len);
     if (c->chunked_out && (len > 0 || last))
         bufs[n++] = uv_buf_init((char *)(len > 0 && last ? "\r\n0\r\n\r\n"
                                          : len > 0 ? "\r\n" : "0\r\n\r\n"),
@@ -548,8 +557,10 @@ int fw_response_sendfile(struct fw_request *r, int fd, int64_t offset,
     return 0;
 }
 
-/* An error answered by the server itself, then the connection closes. */
-void fw_conn_send_error(struct fw_conn *c, int status, const char *body)
+/* An error answered by the server itself, then the connection closes;
+ * the handler hears why (conn.h). */
+void fw_conn_send_error_for(struct fw_conn *c, enum fw_abort why, int status,
+                            const char *body)
 {
     static const struct fw_hdr hdrs[] = {
         { "Content-Type", "text/plain; charset=utf-8" },
@@ -559,7 +570,7 @@ void fw_conn_send_error(struct fw_conn *c, int status, const char *body)
 
     if (!c->head_started)
         c->status = status;    /* what metrics record for the request */
-    fw_conn_abort_handler(c, FW_ABORT_TIMEOUT);
+    fw_conn_abort_handler(c, why);
     if (c->head_started || c->closing) {
         fw_conn_close(c);
         return;
@@ -577,4 +588,12 @@ void fw_conn_send_error(struct fw_conn *c, int status, const char *body)
     fw_conn_write(c, copy, copy, len, false);
     c->response_done = true;
     fw_conn_finish(c);
+}
+
+/* A malformed request or one over a limit. To the handler the client
+ * broke the request off: a child it started is stopped, rather than run
+ * on outside max_inflight once the slot is given back. */
+void fw_conn_send_error(struct fw_conn *c, int status, const char *body)
+{
+    fw_conn_send_error_for(c, FW_ABORT_CLIENT, status, body);
 }

@@ -221,7 +221,9 @@ static void on_read_timeout(uv_timer_t *t)
         fw_log(FW_DEBUG, "read_timeout: closing a slow client");
     if (c->handler && !c->head_started && fw_srv.cfg.late_body_status &&
         !c->admin) {
-        fw_conn_send_error(c, fw_srv.cfg.late_body_status, "read: i/o timeout\n");
+        fw_conn_send_error_for(c, FW_ABORT_TIMEOUT,
+                               fw_srv.cfg.late_body_status,
+                               "read: i/o timeout\n");
         return;
     }
     fw_conn_close_for(c, FW_ABORT_TIMEOUT);

@@ -3,7 +3,8 @@ server must still answer a normal request."""
 
 import threading
 
-from harness import WatchdogTest, RawConn, T, build_request, request
+from harness import (WatchdogTest, RawConn, T, build_request, children,
+                     request, sh_fixture, wait_for)
 
 HEAD_LIMIT = (1 << 20) + 4096
 
@@ -95,6 +96,31 @@ class BadRequestTest(WatchdogTest):
             c.send(raw)
             r = c.read_response("POST")
         self.assertBody(r, b"ok")
+
+
+class BadBodyStopsChildTest(WatchdogTest):
+    """A body that breaks the framing after the child started (streaming
+    starts it at the head): the 400 ends the request as a client that
+    left does, so the child goes too and max_inflight still counts every
+    running child."""
+
+    def test_bad_chunk_size_stops_child_and_frees_slot(self):
+        wd = self.start(fprocess=sh_fixture("hang_or_fast.sh"),
+                        max_inflight="1")
+        with RawConn(wd.port) as c:
+            c.send(b"POST /hang HTTP/1.1\r\nHost: x\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n")
+            wait_for(lambda: children(wd.wd_pid), T(10),
+                     "the function to start")
+            c.send(b"zz\r\nhello\r\n0\r\n\r\n")
+            r = c.read_response("POST")
+            self.assertEqual(r.status, 400, r)
+            self.assertTrue(r.closed or c.wait_closed(T(5)))
+        # it would sleep 30 s, outside the in-flight count
+        wait_for(lambda: not children(wd.wd_pid), T(10),
+                 "the function to be stopped after the 400")
+        r = request(wd.port, "POST", "/fast", body=b"x", timeout=T(5))
+        self.assertBody(r, b"fast\n")
 
 
 class SlowClientTest(WatchdogTest):
