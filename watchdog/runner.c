@@ -28,6 +28,7 @@
 #define FW_STDIN_HIGH (256 * 1024)  /* pause the client above this */
 #define FW_STDIN_LOW (64 * 1024)    /* and resume it below this */
 #define FW_OUT_READ (256 * 1024)    /* one read of the child's output */
+#define FW_OUT_COPY (FW_OUT_READ / 2) /* shorter reads are copied out */
 #define FW_PIPE_BYTES (1024 * 1024) /* pipe buffer asked for, both ways */
 #define FW_EXIT_GRACE_MS 100        /* then kill what holds the pipes */
 #define FW_ERROR_TEXT 512
@@ -48,6 +49,8 @@ struct fw_run {
     bool released;               /* run_release started */
     int wait_status;
     size_t in_writes;            /* stdin writes queued */
+    char *rbuf;                  /* FW_OUT_READ, lent to each pipe read;
+                                    NULL once given away with output */
     struct fw_buf body;          /* buffered modes: the request body */
     struct fw_buf output;        /* buffered modes: the child's output */
     struct fw_lines lines;       /* stderr relay to the log */
@@ -72,8 +75,8 @@ static struct {
 static void run_release(struct fw_run *run);
 static void maybe_finish(struct fw_run *run);
 static void close_stdin(struct fw_run *run);
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
-static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void resume_output(struct fw_run *run);
+static bool send_head(struct fw_run *run);
 
 static bool buffered(void)
 {
@@ -112,6 +115,7 @@ static void on_run_closed(uv_handle_t *h)
     fw_buf_release(&run->body);
     fw_buf_release(&run->output);
     fw_lines_release(&run->lines);
+    free(run->rbuf);
     free(run);
 }
 
@@ -169,8 +173,7 @@ static void on_request_abort(struct fw_request *r, enum fw_abort why)
     /* Spec 5.5: after write_timeout the child runs on until it exits or
      * exec_timeout ends it; its output is read and dropped meanwhile. */
     close_stdin(run);
-    if (is_open((uv_handle_t *)&run->out))
-        uv_read_start((uv_stream_t *)&run->out, on_alloc, on_out_read);
+    resume_output(run);
 }
 
 /* ---- answering -------------------------------------------------------- */
@@ -320,9 +323,7 @@ static void answer_streaming(struct fw_run *run, bool failed)
         fw_response_abort(r);
     } else if (failed) {
         fw_response_send(r, 500, &ct, 1, run->error, strlen(run->error));
-    } else {
-        if (!run->responded)
-            fw_response_head(r, 200, &ct, 1, -1);
+    } else if (run->responded || send_head(run)) {
         fw_response_end(r);
     }
 }
@@ -385,58 +386,124 @@ static void maybe_finish(struct fw_run *run)
 
 /* ---- the child's output ----------------------------------------------- */
 
+/* Both pipes read into run->rbuf: libuv calls on_alloc and then the read
+ * callback with its bytes before it reads anything else (uv__read), and
+ * each read callback is done with the block when it returns. */
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-    char *p = malloc(FW_OUT_READ);
+    struct fw_run *run = h->data;
 
-    (void)h;
     (void)hint;
+    if (run->rbuf == NULL)
+        run->rbuf = malloc(FW_OUT_READ);
     /* NULL gives UV_ENOBUFS in on_*_read: treated as an error. */
-    *buf = uv_buf_init(p, p ? FW_OUT_READ : 0);
+    *buf = uv_buf_init(run->rbuf, run->rbuf ? FW_OUT_READ : 0);
 }
 
 static void pipe_done(struct fw_run *run, uv_pipe_t *p, ssize_t n)
 {
-    if (n != UV_EOF)
+    if (n != UV_EOF) {
         fw_log(FW_ERROR, "read from function: %s", uv_strerror((int)n));
+        /* Output cut short is no success: 500, or a truncated body. */
+        if (p == &run->out && run->error[0] == '\0')
+            snprintf(run->error, sizeof(run->error),
+                     "read from function: %s", uv_strerror((int)n));
+    }
     close_handle(run, p);
     maybe_finish(run);
+}
+
+/* fw_response_head failed (out of memory): no head is queued, so no body
+ * may follow. Answers 500 instead (fw_response_send closes the
+ * connection if that fails too) and stops the child. */
+static void head_failed(struct fw_run *run)
+{
+    struct fw_request *r = run->req;
+    struct fw_hdr ct = { "Content-Type", rs.cfg->content_type };
+
+    snprintf(run->error, sizeof(run->error), "response head: %s",
+             strerror(ENOMEM));
+    fw_log(FW_ERROR, "%s %s: %s", r->method, r->target, run->error);
+    r->data = NULL;    /* the request ends here, whichever way */
+    run->req = NULL;
+    fw_response_send(r, 500, &ct, 1, run->error, strlen(run->error));
+    run_release(run);
+}
+
+/* Streaming: the 200 head, sent with the first output or at exit. False
+ * when it could not be made; the request is gone then. */
+static bool send_head(struct fw_run *run)
+{
+    struct fw_hdr ct = { "Content-Type", rs.cfg->content_type };
+
+    if (fw_response_head(run->req, 200, &ct, 1, -1) < 0) {
+        head_failed(run);
+        return false;
+    }
+    run->responded = true;
+    return true;
+}
+
+/* Queues n bytes read into run->rbuf (p). Back-pressure counts queued
+ * bytes, not blocks: a short read handed over whole would hold 256 KiB
+ * for a 100-byte line, hundreds of MiB before the high mark. It is
+ * copied and the block kept for the next read; a long read takes the
+ * block along, so a queued block is at least half full. */
+static int stream_output(struct fw_run *run, char *p, size_t n)
+{
+    if (n < FW_OUT_COPY)
+        return fw_response_write_copy(run->req, p, n);
+    run->rbuf = NULL;
+    return fw_response_write(run->req, p, p, n);
 }
 
 static void on_out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     struct fw_run *run = s->data;
-    struct fw_request *r = run->req;
 
-    if (n <= 0 || r == NULL) {
-        free(buf->base);
-        if (n < 0)
-            pipe_done(run, &run->out, n);
+    if (n < 0) {
+        pipe_done(run, &run->out, n);
         return;
     }
+    /* n == 0 is EAGAIN; without a request the output is dropped. */
+    if (n == 0 || run->req == NULL)
+        return;
     if (buffered()) {
-        fw_buf_append(&run->output, buf->base, (size_t)n);
-        free(buf->base);
+        /* Out of memory: the rest is dropped and the answer is a 500,
+         * never output with a hole in it. */
+        if (!run->output.failed &&
+            fw_buf_append(&run->output, buf->base, (size_t)n) < 0)
+            snprintf(run->error, sizeof(run->error), "function output: %s",
+                     strerror(ENOMEM));
         return;
     }
-    if (!run->responded) {
-        struct fw_hdr ct = { "Content-Type", rs.cfg->content_type };
-
-        run->responded = true;
-        fw_response_head(r, 200, &ct, 1, -1);
-    }
-    if (fw_response_write(r, buf->base, buf->base, (size_t)n) < 0)
+    if (!run->responded && !send_head(run))
+        return;
+    if (stream_output(run, buf->base, (size_t)n) < 0)
         return;    /* the server aborts the request: on_abort follows */
-    if (fw_response_busy(r))
+    if (fw_response_busy(run->req))
         uv_read_stop(s);
+}
+
+/* Reads the output again: after back-pressure, or to drop it once the
+ * request is gone (it may be reading still: EALREADY). */
+static void resume_output(struct fw_run *run)
+{
+    int err;
+
+    if (!is_open((uv_handle_t *)&run->out))
+        return;
+    err = uv_read_start((uv_stream_t *)&run->out, on_alloc, on_out_read);
+    if (err < 0 && err != UV_EALREADY)
+        pipe_done(run, &run->out, err);
 }
 
 static void on_response_drain(struct fw_request *r)
 {
     struct fw_run *run = r->data;
 
-    if (run && is_open((uv_handle_t *)&run->out))
-        uv_read_start((uv_stream_t *)&run->out, on_alloc, on_out_read);
+    if (run)
+        resume_output(run);
 }
 
 static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -445,8 +512,7 @@ static void on_err_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
     if (n > 0)
         fw_lines_feed(&run->lines, buf->base, (size_t)n);
-    free(buf->base);
-    if (n < 0)
+    else if (n < 0)
         pipe_done(run, &run->err, n);
 }
 
@@ -481,30 +547,32 @@ static void on_in_written(uv_write_t *w, int status)
 static void feed_stdin(struct fw_run *run, const char *p, size_t len)
 {
     struct in_write *w;
-    uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
-    int n = 0;
+    /* Not uv_buf_init: its unsigned int would cut a buffered body over
+     * 4 GiB. libuv writes a long buffer in as many parts as it takes. */
+    uv_buf_t b = { .base = (char *)p, .len = len };
+    size_t done = 0;
+    int n;
 
     if (!is_open((uv_handle_t *)&run->in) || len == 0)
         return;
     if (run->in_writes == 0) {
         n = uv_try_write((uv_stream_t *)&run->in, &b, 1);
-        if (n == (int)len)
-            return;
         if (n < 0 && n != UV_EAGAIN) {
             close_stdin(run);   /* EPIPE: see on_in_written */
             return;
         }
-        if (n < 0)
-            n = 0;
+        done = n > 0 ? (size_t)n : 0;
+        if (done == len)
+            return;
     }
-    w = malloc(sizeof(*w) + len - (size_t)n);
+    w = malloc(sizeof(*w) + len - done);
     if (w == NULL) {
         fw_log(FW_ERROR, "function stdin: out of memory");
         close_stdin(run);
         return;
     }
-    memcpy(w->data, p + n, len - (size_t)n);
-    b = uv_buf_init(w->data, (unsigned)(len - (size_t)n));
+    memcpy(w->data, p + done, len - done);
+    b = (uv_buf_t){ .base = w->data, .len = len - done };
     w->req.data = run;
     if (uv_write(&w->req, (uv_stream_t *)&run->in, &b, 1, on_in_written) < 0) {
         free(w);
@@ -567,6 +635,19 @@ static int open_pipe(struct fw_run *run, uv_pipe_t *h, int fd)
     if (err < 0)
         close(fd);    /* the handle did not take it */
     return err;
+}
+
+/* A pipe that cannot be read is closed at once, so the run does not wait
+ * for an EOF that never comes; the child gets EPIPE. */
+static void start_reading(struct fw_run *run, uv_pipe_t *p, int fd,
+                          uv_read_cb on_read)
+{
+    int err = open_pipe(run, p, fd);
+
+    if (err == 0)
+        err = uv_read_start((uv_stream_t *)p, on_alloc, on_read);
+    if (err < 0)
+        pipe_done(run, p, err);
 }
 
 static void close_fds(int *fds, size_t n)
@@ -642,11 +723,11 @@ static int spawn(struct fw_run *run, const char *path)
     rs.active++;
     fw_metrics_child_started(uv_hrtime() - t0);
     /* From here the handles own the fds; a failure is a broken pipe. */
-    open_pipe(run, &run->in, in[1]);
-    if (open_pipe(run, &run->out, out[0]) == 0)
-        uv_read_start((uv_stream_t *)&run->out, on_alloc, on_out_read);
-    if (err[0] >= 0 && open_pipe(run, &run->err, err[0]) == 0)
-        uv_read_start((uv_stream_t *)&run->err, on_alloc, on_err_read);
+    if (open_pipe(run, &run->in, in[1]) < 0)
+        close_handle(run, &run->in);    /* the body is dropped */
+    start_reading(run, &run->out, out[0], on_out_read);
+    if (err[0] >= 0)
+        start_reading(run, &run->err, err[0], on_err_read);
     return 0;
 
 release_env:

@@ -5,12 +5,32 @@ import os
 import socket
 import threading
 
-from harness import (T, build_request, chunked, parse_env, pid_reaped,
-                     proc_stat, RawConn, read_pidfile, request, rss_kib,
-                     send_in_background, sh_fixture, sha256_stream, wait_for,
-                     WatchdogTest)
+from harness import (T, build_request, children, chunked, fixture, fp,
+                     parse_env, pid_reaped, proc_stat, RawConn, read_pidfile,
+                     request, rss_kib, send_in_background, sh_fixture,
+                     sha256_stream, wait_for, WatchdogTest)
 
 ALL_BYTES = bytes(range(256)) * 64
+# ASan reserves shadow memory and keeps freed blocks: VmData says nothing.
+SANITIZED = bool(os.environ.get("FW_SANITIZED"))
+
+
+def proc_status_kib(pid, field):
+    """A "<field>: <n> kB" line of /proc/<pid>/status, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def chars_written(pid):
+    """wchar of /proc/<pid>/io: bytes the process has written so far."""
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    return 0
 
 
 class StreamingEchoTest(WatchdogTest):
@@ -448,3 +468,45 @@ class StreamingChildTest(WatchdogTest):
     def test_fprocess_quoting_python_one_liner(self):
         wd = self.start(fprocess="python3 -c 'print(1)'")
         self.assertBody(request(wd.port, "POST", "/", body=b"ignored"), b"1\n")
+
+
+class StreamingSmallWritesTest(WatchdogTest):
+
+    def test_small_writes_to_non_reading_client_keep_memory_bounded(self):
+        # A function flushing 100-byte lines to a client that reads
+        # nothing: back-pressure counts queued bytes, so each queued
+        # write must hold about its own size, not a whole read block.
+        # One line per 20 us lets the watchdog read them one at a time.
+        lines = 200000                      # 20 MB, far past every buffer
+        wd = self.start(fprocess=fp("python3", fixture("small_lines.py"),
+                                    "20"))
+        base = proc_status_kib(wd.wd_pid, "VmData")
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        s.connect(("127.0.0.1", wd.port))
+        s.sendall(build_request("GET", "/lines%d" % lines))
+        (child,) = wait_for(lambda: children(wd.wd_pid), T(10),
+                            "the function to start")
+        peak = [base]
+        last = [None]
+
+        def stalled():
+            # sampled until the function blocks on its full pipe
+            peak[0] = max(peak[0], proc_status_kib(wd.wd_pid, "VmData"))
+            n = chars_written(child)
+            done, last[0] = n > 0 and n == last[0], n
+            return done
+
+        wait_for(stalled, T(30), "the function to block", interval=0.5)
+        self.assertTrue(children(wd.wd_pid), "the function ran to the end:"
+                        " its output was buffered, not back-pressured")
+        if not SANITIZED:
+            self.assertLess(peak[0] - base, 64 << 10,
+                            "VmData grew from %d to %d KiB"
+                            % (base, peak[0]))
+        s.close()
+        wait_for(lambda: not children(wd.wd_pid), T(10),
+                 "the function to be killed once the client left")
+        self.assertBody(request(wd.port, "GET", "/lines2"), b"x" * 99 +
+                        b"\n" + b"x" * 99 + b"\n")
