@@ -81,17 +81,40 @@ void fw_health_init(uv_loop_t *loop, const struct fw_config *cfg,
     uv_unref((uv_handle_t *)&hs.timer);
 }
 
+/* The lock file is made afresh: what is at its path goes first, and the
+ * file is created exclusively, never through a symlink nor blocking on a
+ * FIFO. The function may run as another user and share TMPDIR (an http
+ * upstream starts before the lock is written): it must not be able to
+ * point root's O_TRUNC at another file, or stall the loop. A path that
+ * keeps reappearing between the unlink and the open is an error. */
+static int write_lock(const char *path)
+{
+    int fd, tries;
+
+    for (tries = 0; tries < 3; tries++) {
+        if (unlink(path) < 0 && errno != ENOENT)
+            return -errno;
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                  O_NONBLOCK | O_CLOEXEC, 0660);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
 int fw_health_accept(void)
 {
-    int fd;
+    int err;
 
     if (!hs.cfg->suppress_lock) {
         fw_log(FW_INFO, "Writing lock-file to: %s", hs.lock_path);
-        fd = open(hs.lock_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                  0660);
-        if (fd < 0)
-            return -errno;
-        close(fd);
+        err = write_lock(hs.lock_path);
+        if (err < 0)
+            return err;
     }
     hs.accepting = true;
     return 0;

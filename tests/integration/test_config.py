@@ -145,6 +145,27 @@ class StartupTest(WatchdogTest):
         self.assertEqual(os.path.getsize(lock), 0)
         wd.wait_log(r"Writing lock-file to: %s" % lock)
 
+    def test_lock_file_never_written_through_a_symlink(self):
+        # a function sharing TMPDIR (an http upstream starts first, maybe
+        # as another user) plants .lock -> a file of root's
+        victim = os.path.join(self.tmp, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        lock = os.path.join(self.tmp, ".lock")
+        os.symlink(victim, lock)
+        self.start(fprocess="cat")
+        with open(victim) as f:
+            self.assertEqual(f.read(), "precious\n")
+        self.assertFalse(os.path.islink(lock))
+        self.assertEqual(os.path.getsize(lock), 0)
+
+    def test_lock_file_where_a_fifo_was_does_not_block(self):
+        lock = os.path.join(self.tmp, ".lock")
+        os.mkfifo(lock)
+        wd = self.start(fprocess="cat")     # waits for health 200
+        self.assertTrue(os.path.isfile(lock))
+        self.assertEqual(request(wd.port, "POST", "/", body=b"x").body, b"x")
+
     def test_unwritable_lock_file_exits_1_naming_suppress_lock(self):
         # a directory where the lock file should go: creating it fails
         # (TMPDIR itself stays usable, e.g. for valgrind)
