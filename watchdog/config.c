@@ -178,10 +178,12 @@ static const struct setting settings[] = {
               "at once" },
     { .name = "fprocess_user", .kind = STRING, .modes = FORK | IN(HTTP),
       .offset = FIELD(fprocess_user), .help = "run children as this user: "
-      "name, uid,\nname:group or uid:gid; needs root" },
+      "name, uid,\nname:group or uid:gid; needs root\n"
+      "(or to be that user already)" },
     { .name = "fprocess_workdir", .kind = STRING, .modes = FORK | IN(HTTP),
       .offset = FIELD(fprocess_workdir), .help = "children's working "
-      "directory; unset:\nthe watchdog's" },
+      "directory; unset:\nthe watchdog's. A relative fprocess\n"
+      "(./handler) is found there" },
     { .name = "fprocess_no_new_privs", .kind = BOOL,
       .modes = FORK | IN(HTTP), .fallback = "false",
       .offset = FIELD(fprocess_no_new_privs), .help = "PR_SET_NO_NEW_PRIVS "

@@ -144,8 +144,14 @@ static int resolve_user(const char *spec, char *err, size_t err_len)
 
 static int check_privilege(const char *spec, char *err, size_t err_len)
 {
-    if (geteuid() == 0 || (sb.uid == geteuid() && sb.gid == getegid()))
+    if (geteuid() == 0)
         return 0;
+    if (sb.uid == geteuid() && sb.gid == getegid()) {
+        /* Already that user: nothing to change, and setgroups() would
+         * fail in every child without CAP_SETGID. */
+        sb.set_ids = false;
+        return 0;
+    }
     snprintf(err, err_len, "fprocess_user: running children as %s needs "
              "root; the watchdog runs as uid %u", spec, (unsigned)geteuid());
     return -EPERM;

@@ -111,6 +111,18 @@ class SandboxTest(WatchdogTest):
         self.assertEqual(self.report(fprocess_workdir=d)["cwd"],
                          os.path.realpath(d))
 
+    def test_relative_fprocess_is_found_in_the_workdir(self):
+        # "./handler" runs after the chdir: it must be looked for there,
+        # not in the watchdog's own directory
+        d = self.path("work")
+        os.mkdir(d)
+        with open(os.path.join(d, "handler"), "w") as f:
+            f.write("#!/bin/sh\necho handled in $(pwd)\n")
+        os.chmod(os.path.join(d, "handler"), 0o755)
+        wd = self.start(fprocess="./handler", fprocess_workdir=d)
+        self.assertBody(request(wd.port, "GET", "/"),
+                        b"handled in %s\n" % os.path.realpath(d).encode())
+
     def test_only_stdio_reaches_the_child_even_if_inherited(self):
         # the watchdog itself inherits fd 7 without CLOEXEC, as a PID 1
         # may from whatever started the container
@@ -143,6 +155,19 @@ class SandboxTest(WatchdogTest):
         self.assertEqual(r.status, 500, r)
         self.assertIn(b"fprocess_max_memory=%d" % (128 << 20), r.body)
         self.assertTrue(wd.alive())
+
+    @unittest.skipUnless(ROOT, "needs root")
+    def test_user_the_watchdog_already_is_changes_nothing(self):
+        # USER app in the image and fprocess_user=app: no privilege to
+        # drop, and none to do it with (setgroups would fail in each child)
+        os.chmod(self.tmp, 0o777)
+        drop = "setpriv --reuid=%d --regid=%d --clear-groups" % (
+            NOBODY.pw_uid, NOBODY.pw_gid)
+        rep = self.report(fprocess_user="nobody",
+                          launcher=["sh", "-c", drop + ' "$@"; exit $?',
+                                    "sh"])
+        self.assertEqual((rep["uid"], rep["gid"]),
+                         (str(NOBODY.pw_uid), str(NOBODY.pw_gid)))
 
     def test_bad_settings_refuse_to_start(self):
         cases = [
