@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -425,6 +426,22 @@ int fw_proc_resolve(const char *name, char *out, size_t out_len)
     }
     snprintf(out, out_len, "%s", name);
     return 0;
+}
+
+int fw_proc_resolve_in(const char *dir, const char *name, char *out,
+                       size_t out_len)
+{
+    char joined[PATH_MAX];
+    int n;
+
+    if (dir == NULL || name[0] == '/' || strchr(name, '/') == NULL)
+        return fw_proc_resolve(name, out, out_len);
+    n = snprintf(joined, sizeof(joined), "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof(joined)) {
+        snprintf(out, out_len, "fork/exec %s: file name too long", name);
+        return -ENAMETOOLONG;
+    }
+    return fw_proc_resolve(joined, out, out_len);
 }
 
 static const char *signal_name(int sig)

@@ -67,6 +67,12 @@ void fw_proc_stop_group(pid_t pgid, uint64_t grace_ms);
  * ("exec: \"x\": executable file not found in $PATH"). */
 int fw_proc_resolve(const char *name, char *out, size_t out_len);
 
+/* fw_proc_resolve for a child that starts in dir (fprocess_workdir; NULL:
+ * ours): a relative name with a '/' ("./handler") is found there, and
+ * out is then the joined path, so what runs is what was checked. */
+int fw_proc_resolve_in(const char *dir, const char *name, char *out,
+                       size_t out_len);
+
 /* Writes Go's text of an errno (-errno accepted too): glibc's message in
  * lower case, "exec format error". */
 void fw_proc_strerror(int err, char *out, size_t out_len);

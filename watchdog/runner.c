@@ -746,7 +746,8 @@ static void start(struct fw_run *run)
     if (rs.path[0]) {
         /* Found before: a PATH search costs a dozen stat calls. */
         memcpy(path, rs.path, sizeof(rs.path));
-    } else if (fw_proc_resolve(rs.cfg->argv[0], path, sizeof(path)) < 0) {
+    } else if (fw_proc_resolve_in(rs.cfg->fprocess_workdir,
+                                  rs.cfg->argv[0], path, sizeof(path)) < 0) {
         fw_metrics_child_failed();
         snprintf(run->error, sizeof(run->error), "%.500s", path);
         fw_log(FW_ERROR, "%s", run->error);

@@ -21,10 +21,12 @@
 #include <unistd.h>
 
 #define FW_PROBE_MS 50               /* readiness poll interval */
+#define FW_PROBE_TIMEOUT_MS 2000     /* one probe, connect to answer */
 #define FW_RESTART_MIN_MS 100        /* first restart delay */
 #define FW_RESTART_MAX_MS 5000       /* longest restart delay */
 #define FW_STOP_GRACE_MS 10000       /* SIGTERM, then SIGKILL */
 #define FW_MAX_WORKERS 64
+#define FW_MAX_ADDRS 4               /* of the host's, tried in turn */
 
 static struct {
     uv_loop_t *loop;
@@ -35,6 +37,8 @@ static struct {
     char hostport[300];          /* host:port, for a missing Host */
     char base[1024];             /* upstream_url path, no trailing '/' */
     int port;                    /* upstream_url port */
+    struct sockaddr_storage addrs[FW_MAX_ADDRS]; /* the host's, port 0 */
+    size_t n_addrs;
     char path[PATH_MAX + 64];    /* fprocess, resolved */
     void (*on_ready)(void);
     void (*on_fatal)(void);
@@ -73,10 +77,24 @@ static int parse_url(const char *url)
     return us.port > 0 && us.port < 65536 ? 0 : -EINVAL;
 }
 
-/* Before the loop runs, so a blocking lookup is fine. */
+/* Worker w is to be reached at the host's address number at. */
+static void use_addr(struct fw_worker *w, size_t at)
+{
+    w->addr_at = at;
+    w->addr = us.addrs[at];
+    if (w->addr.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&w->addr)->sin6_port = htons(w->port);
+    else
+        ((struct sockaddr_in *)&w->addr)->sin_port = htons(w->port);
+}
+
+/* Before the loop runs, so a blocking lookup is fine. Every address is
+ * kept: "localhost" gives ::1 first where /etc/hosts lists it (as in
+ * most containers), and a server listening on 0.0.0.0 only refuses
+ * that one. The readiness probe goes through them (probe_done). */
 static int resolve(void)
 {
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
     size_t i;
     int err;
 
@@ -86,17 +104,21 @@ static int resolve(void)
                gai_strerror(err));
         return -EINVAL;
     }
-    for (i = 0; i < us.n; i++) {
-        struct fw_worker *w = &us.workers[i];
-
-        memcpy(&w->addr, res->ai_addr, res->ai_addrlen);
-        w->port = us.port + (int)i;
-        if (res->ai_family == AF_INET6)
-            ((struct sockaddr_in6 *)&w->addr)->sin6_port = htons(w->port);
-        else
-            ((struct sockaddr_in *)&w->addr)->sin_port = htons(w->port);
-    }
+    us.n_addrs = 0;
+    for (ai = res; ai && us.n_addrs < FW_MAX_ADDRS; ai = ai->ai_next)
+        if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+            ai->ai_addrlen <= sizeof(us.addrs[0]))
+            memcpy(&us.addrs[us.n_addrs++], ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(res);
+    if (us.n_addrs == 0) {
+        fw_log(FW_ERROR, "upstream_url: %s has no IPv4 or IPv6 address",
+               us.host);
+        return -EINVAL;
+    }
+    for (i = 0; i < us.n; i++) {
+        us.workers[i].port = us.port + (int)i;
+        use_addr(&us.workers[i], 0);
+    }
     return 0;
 }
 
@@ -183,8 +205,27 @@ static void on_probe_closed(uv_handle_t *h)
     on_handle_closed(h);
 }
 
+/* w->timer paces probes and restarts, and times the probe in flight;
+ * probe_done stops it only in that last role, never a pending restart
+ * (a probe may end after its worker died). */
+static void on_probe_timeout(uv_timer_t *t);
+
+static void worker_timer(struct fw_worker *w, uv_timer_cb cb, uint64_t ms)
+{
+    w->timing_probe = cb == on_probe_timeout;
+    uv_timer_start(&w->timer, cb, ms, 0);
+}
+
+static void worker_timer_stop(struct fw_worker *w)
+{
+    w->timing_probe = false;
+    uv_timer_stop(&w->timer);
+}
+
 static void probe_done(struct fw_worker *w, bool ok)
 {
+    if (w->timing_probe)
+        worker_timer_stop(w);
     if (!uv_is_closing((uv_handle_t *)&w->probe)) {
         us.open_handles++;
         uv_close((uv_handle_t *)&w->probe, on_probe_closed);
@@ -208,7 +249,9 @@ static void probe_done(struct fw_worker *w, bool ok)
     if (us.stopping || !w->running || w->ready)
         return;    /* (a cancelled probe write reports after success) */
     if (!ok) {
-        uv_timer_start(&w->timer, start_probe, FW_PROBE_MS, 0);
+        /* The next probe tries the host's next address. */
+        use_addr(w, (w->addr_at + 1) % us.n_addrs);
+        worker_timer(w, start_probe, FW_PROBE_MS);
         return;
     }
     w->ready = true;
@@ -244,11 +287,13 @@ static void on_probe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
 }
 
+/* A write or connect cancelled by probe_done's close has been decided:
+ * reporting it again would count the probe twice. */
 static void on_probe_written(uv_write_t *req, int status)
 {
     struct fw_worker *w = req->data;
 
-    if (status < 0)
+    if (status < 0 && status != UV_ECANCELED)
         probe_done(w, false);
 }
 
@@ -257,6 +302,8 @@ static void on_probe(uv_connect_t *req, int status)
     struct fw_worker *w = req->data;
     uv_buf_t b;
 
+    if (status == UV_ECANCELED)
+        return;
     if (status < 0 || us.cfg->ready_path == NULL) {
         probe_done(w, status == 0);
         return;
@@ -274,6 +321,13 @@ static void on_probe(uv_connect_t *req, int status)
         probe_done(w, false);
 }
 
+/* A probe that neither connects nor answers (a full accept queue, a
+ * ready_path that hangs) fails, and the next one is scheduled. */
+static void on_probe_timeout(uv_timer_t *t)
+{
+    probe_done(t->data, false);
+}
+
 static void start_probe(uv_timer_t *t)
 {
     struct fw_worker *w = t->data;
@@ -282,11 +336,11 @@ static void start_probe(uv_timer_t *t)
         return;
     if (w->probing) {
         /* The last probe is still closing: come back shortly. */
-        uv_timer_start(&w->timer, start_probe, FW_PROBE_MS, 0);
+        worker_timer(w, start_probe, FW_PROBE_MS);
         return;
     }
     if (uv_tcp_init(us.loop, &w->probe) < 0) {
-        uv_timer_start(&w->timer, start_probe, FW_PROBE_MS, 0);
+        worker_timer(w, start_probe, FW_PROBE_MS);
         return;
     }
     w->probe.data = w;
@@ -296,8 +350,10 @@ static void start_probe(uv_timer_t *t)
                        (struct sockaddr *)&w->addr, on_probe) < 0) {
         us.open_handles++;
         uv_close((uv_handle_t *)&w->probe, on_probe_closed);
-        uv_timer_start(&w->timer, start_probe, FW_PROBE_MS, 0);
+        worker_timer(w, start_probe, FW_PROBE_MS);
+        return;
     }
+    worker_timer(w, on_probe_timeout, FW_PROBE_TIMEOUT_MS);
 }
 
 /* ---- life and death ----------------------------------------------------- */
@@ -325,10 +381,13 @@ static void on_restart(uv_timer_t *t)
     struct fw_worker *w = t->data;
 
     if (!pipes_free(w)) {
-        /* Something the old process started still holds its output. */
+        /* Something the old process started still holds its output:
+         * its last unfinished lines go out on their own. */
+        fw_lines_release(&w->out_lines);
+        fw_lines_release(&w->err_lines);
         close_pipe(&w->out);
         close_pipe(&w->err);
-        uv_timer_start(&w->timer, on_restart, FW_RESTART_MIN_MS, 0);
+        worker_timer(w, on_restart, FW_RESTART_MIN_MS);
         return;
     }
     start_worker(w);
@@ -343,7 +402,7 @@ static void on_worker_exit(struct fw_proc *p, int status)
     w->running = false;
     w->ready = false;
     fw_proc_describe(status, why, sizeof(why));
-    uv_timer_stop(&w->timer);
+    worker_timer_stop(w);
     if (us.stopping) {
         size_t i;
         int running = 0;
@@ -369,13 +428,17 @@ static void on_worker_exit(struct fw_proc *p, int status)
             us.on_fatal();
         return;
     }
+    /* What it started goes with it: left running, a grandchild could
+     * hold the worker's port, and the probes would take it for the new
+     * worker. */
+    fw_proc_kill_group(w->proc.pid, SIGKILL);
     delay = FW_RESTART_MIN_MS << (w->restarts < 6 ? w->restarts : 6);
     if (delay > FW_RESTART_MAX_MS)
         delay = FW_RESTART_MAX_MS;
     w->restarts++;
     fw_log(FW_ERROR, "upstream %d exited (%s): restarting in %llums",
            w->index, why, (unsigned long long)delay);
-    uv_timer_start(&w->timer, on_restart, delay, 0);
+    worker_timer(w, on_restart, delay);
 }
 
 static int open_pipe(uv_pipe_t *h, int fd, struct fw_worker *w)
@@ -456,7 +519,7 @@ static void start_worker(struct fw_worker *w)
         uv_read_start((uv_stream_t *)&w->out, on_alloc, on_output);
     if (open_pipe(&w->err, err[0], w) == 0)
         uv_read_start((uv_stream_t *)&w->err, on_alloc, on_output);
-    uv_timer_start(&w->timer, start_probe, 0, 0);
+    worker_timer(w, start_probe, 0);
     return;
 
 fail:
@@ -475,7 +538,7 @@ fail:
     if (us.n == 1 && us.on_fatal)
         us.on_fatal();
     else
-        uv_timer_start(&w->timer, on_restart, FW_RESTART_MAX_MS, 0);
+        worker_timer(w, on_restart, FW_RESTART_MAX_MS);
 }
 
 int fw_upstream_start(uv_loop_t *loop, const struct fw_config *cfg,
@@ -502,7 +565,8 @@ int fw_upstream_start(uv_loop_t *loop, const struct fw_config *cfg,
     err = resolve();
     if (err < 0)
         return err;
-    if (fw_proc_resolve(cfg->argv[0], us.path, sizeof(us.path)) < 0) {
+    if (fw_proc_resolve_in(cfg->fprocess_workdir, cfg->argv[0], us.path,
+                           sizeof(us.path)) < 0) {
         fw_log(FW_ERROR, "fprocess: %s", us.path);
         return -ENOENT;
     }
@@ -594,7 +658,7 @@ void fw_upstream_stop(void (*on_stopped)(void))
         struct fw_worker *w = &us.workers[i];
 
         w->ready = false;
-        uv_timer_stop(&w->timer);
+        worker_timer_stop(w);
         running += w->running;
     }
     if (running == 0) {

@@ -20,6 +20,7 @@ struct fw_worker {
     int index;                   /* 0 .. http_workers-1 */
     int port;                    /* upstream_url port + index */
     struct sockaddr_storage addr; /* where its server listens */
+    size_t addr_at;              /* which of the host's addresses */
     bool ready;                  /* accepts connections */
     bool running;                /* its process is alive */
     int outstanding;             /* requests in flight to it */
@@ -33,6 +34,7 @@ struct fw_worker {
     struct fw_lines out_lines;
     struct fw_lines err_lines;
     uv_timer_t timer;            /* readiness polls, restart back-off */
+    bool timing_probe;           /* timer is the probe's timeout */
     uv_tcp_t probe;              /* readiness connect */
     uv_connect_t probe_req;
     bool probing;                /* probe handle open */

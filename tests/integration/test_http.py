@@ -13,10 +13,10 @@ import socket
 import threading
 import time
 
-from harness import (ANY_EXIT, HERE, T, WRAPPER, build_request, chunked, dur,
-                     fp, free_port, InFlight, pid_dead, proc_stat, RawConn,
-                     request, rss_kib, send_in_background, wait_for,
-                     WatchdogTest)
+from harness import (ANY_EXIT, HERE, T, WRAPPER, build_request, children,
+                     chunked, dur, fp, free_port, InFlight, pid_dead,
+                     pid_reaped, proc_stat, RawConn, request, rss_kib,
+                     send_in_background, wait_for, WatchdogTest)
 
 UPSTREAMS = os.path.join(HERE, "upstreams")
 RSS_LIMIT_KIB = 32 << 10
@@ -761,6 +761,30 @@ class HttpWorkersTest(HttpTest):
         self.assertTrue(wd.alive())
         ports = {got["port"] for got in self.held_requests(wd, 4, "after")}
         self.assertEqual(ports, {base, base + 1}, "restarted worker unused")
+
+    def test_restart_kills_what_the_dead_worker_started(self):
+        # Left running, a grandchild could hold the worker's port, and
+        # the probes would take it for the restarted worker.
+        base = free_port_pair()
+        port = free_port()
+        while base <= port <= base + 1:
+            port = free_port()
+        wd = self.start(
+            mode="http", http_workers="2", port=str(port),
+            upstream_url="http://127.0.0.1:%d" % base,
+            fprocess="sh -c 'sleep 1000 & exec python3 -B %s -'"
+                     % os.path.join(UPSTREAMS, "echo.py"))
+        for i in (0, 1):
+            wd.wait_log(r"upstream %d ready" % i, timeout=T(5))
+        old = js(request(base + 1, "GET", "/direct"))["pid"]
+        (sleep,) = children(old)
+        os.kill(old, signal.SIGKILL)
+        wd.wait_log(r"upstream 1 exited")
+        wait_for(lambda: pid_reaped(sleep), T(5),
+                 "the dead worker's sleep to be killed and reaped")
+        wait_for(lambda: len([l for l in wd.log_lines("stderr")
+                              if re.search(r"upstream 1 ready", l)]) == 2,
+                 T(10), "worker 1 to be ready again")
 
 
 # ------------------------------------------------------------ load

@@ -10,10 +10,12 @@ import socket
 import struct
 import threading
 import time
+import unittest
 
-from harness import (SLOW, RawConn, T, build_request, dur, request,
-                     wait_for)
-from test_http import HttpTest, health_status, js, lower_pairs
+from harness import (SLOW, RawConn, T, build_request, dur, free_port,
+                     request, wait_for)
+from test_http import (HttpTest, health_status, js, lower_pairs,
+                       upstream_cmd)
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 GREETING = b"\x81\x13hello from upstream"   # tunnel.py's ?greet=1 frame
@@ -577,3 +579,36 @@ class HttpPoolTest(HttpTest):
         self.assertEqual(results, [200] * 300)
         wait_for(lambda: fds() <= base + 255, T(10),
                  "the pool to shrink to 256: %d fds over %d" % (fds(), base))
+
+
+# ------------------------------------------------------------ upstream_url
+
+class HttpUpstreamAddressTest(HttpTest):
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (a mount namespace)")
+    def test_localhost_listed_as_ipv6_first_reaches_an_ipv4_server(self):
+        # In most containers /etc/hosts lists ::1 for localhost before
+        # 127.0.0.1; a server on 127.0.0.1 only refuses ::1, and Go's
+        # dialer goes on to the next address. This /etc/hosts is the
+        # watchdog's alone (a private mount namespace).
+        hosts = os.path.join(self.tmp, "hosts")
+        with open(hosts, "w") as f:
+            f.write("::1 localhost\n127.0.0.1 localhost\n")
+        up = free_port()
+        wd = self.start(
+            mode="http", upstream_url="http://localhost:%d" % up,
+            fprocess=upstream_cmd("echo.py", str(up)),
+            launcher=["unshare", "--mount", "--fork", "sh", "-c",
+                      'mount --bind "$0" /etc/hosts && exec "$@"', hosts])
+        r = request(wd.port, "GET", "/via-localhost")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(js(r)["target"], "/via-localhost")
+
+    def test_a_probe_that_hangs_is_given_up_and_retried(self):
+        # The first GET ready_path is never answered: without a timeout
+        # no probe would follow and the watchdog would never be ready.
+        wd = self.start_http("first_hangs.py", ready_path="/ready",
+                             wait=False)
+        wait_for(lambda: health_status(wd.port) == 200, T(10),
+                 "a second probe to make the watchdog ready")
+        self.assertBody(request(wd.port, "GET", "/x"), b"ok\n")
