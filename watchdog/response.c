@@ -490,10 +490,15 @@ static int wait_writable(struct fw_conn *c)
     return uv_poll_start(c->writable, UV_WRITABLE, on_writable);
 }
 
-/* Sends what the socket takes of the file; ends the response when all
- * of it has gone. */
+/* Sends what the socket takes of the file, at most FW_FILE_TURN bytes
+ * per loop turn: a cold file is read from disk inside sendfile, on the
+ * loop, and a socket buffer may take megabytes. Ends the response when
+ * all of it has gone. */
+#define FW_FILE_TURN (1 << 20)
+
 static void send_file(struct fw_conn *c)
 {
+    size_t sent = 0;
     int sock, err;
 
     if (uv_fileno((uv_handle_t *)&c->tcp, &sock) < 0) {
@@ -502,13 +507,23 @@ static void send_file(struct fw_conn *c)
     }
     while (c->file_left > 0) {
         off_t off = (off_t)c->file_off;
-        size_t chunk = c->file_left > (1 << 20) ? 1 << 20
-                                                : (size_t)c->file_left;
-        ssize_t n = sendfile(sock, c->file_fd, &off, chunk);
+        size_t chunk = FW_FILE_TURN - sent;
+        ssize_t n;
 
+        if ((uint64_t)c->file_left < chunk)
+            chunk = (size_t)c->file_left;
+        n = sendfile(sock, c->file_fd, &off, chunk);
         if (n > 0) {
             c->file_off += n;
             c->file_left -= n;
+            sent += (size_t)n;
+            if (sent >= FW_FILE_TURN && c->file_left > 0) {
+                /* The rest on a later turn (writable at once, most
+                 * likely): other connections go first. */
+                if (wait_writable(c) < 0)
+                    fw_conn_close(c);
+                return;
+            }
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && errno == EAGAIN) {
