@@ -128,6 +128,10 @@ static const struct setting settings[] = {
     { .name = "static_path", .kind = STRING, .modes = IN(STATIC),
       .fallback = "/home/app/public", .offset = FIELD(static_path),
       .help = "directory to serve" },
+    { .name = "static_listing", .kind = BOOL, .modes = IN(STATIC),
+      .fallback = "false", .offset = FIELD(static_listing),
+      .help = "list a directory that has no\nindex.html, as Go's file server "
+              "does;\nfalse: 403" },
     { .name = "prefix_logs", .kind = GO_BOOL, .modes = ALL,
       .fallback = "true", .offset = FIELD(prefix_logs),
       .help = "prefix relayed lines with the time and\n"

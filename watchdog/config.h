@@ -34,6 +34,7 @@ struct fw_config {
     char *content_type;          /* NULL = mode default (classic: sniff) */
     char *ready_path;            /* NULL = none */
     char *static_path;           /* static mode root */
+    bool static_listing;         /* list directories without an index */
     char *tmpdir;                /* directory of the lock file */
     int64_t exec_timeout_ms;     /* 0 = none */
     int64_t read_timeout_ms;     /* > 0 */

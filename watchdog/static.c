@@ -7,6 +7,7 @@
 #include "static.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -36,6 +37,7 @@ static struct {
     int root_fd;                 /* static_path, O_PATH; -1 when closed */
     char *root_real;             /* its realpath(3), heap */
     bool walk;                   /* resolve with the walk, not openat2 */
+    bool listing;                /* static_listing */
 } st = { .root_fd = -1 };
 
 /* ---- paths -------------------------------------------------------------- */
@@ -636,9 +638,169 @@ static void serve_file(struct fw_request *r, int fd, const struct stat *sb,
     fw_response_sendfile(r, fd, off, len);
 }
 
+/* ---- listings (static_listing) ----------------------------------------- */
+
+struct entry {
+    char *name;                  /* heap; "/" appended for a directory */
+};
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct entry *)a)->name,
+                  ((const struct entry *)b)->name);
+}
+
+/* Go's htmlReplacer. */
+static void append_html(struct fw_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fw_buf_append(b, "&amp;", 5); break;
+        case '<': fw_buf_append(b, "&lt;", 4); break;
+        case '>': fw_buf_append(b, "&gt;", 4); break;
+        case '"': fw_buf_append(b, "&#34;", 5); break;
+        case '\'': fw_buf_append(b, "&#39;", 5); break;
+        default: fw_buf_append(b, s, 1); break;
+        }
+    }
+}
+
+/* url.URL{Path: name}.String(): bytes outside Go's path set escaped, and
+ * "./" before a first segment with a ':' (it would read as a scheme). */
+static void append_href(struct fw_buf *b, const char *s)
+{
+    static const char keep[] = "-_.~$&+,/:;=@";
+    const char *colon = strchr(s, ':');
+    const char *slash = strchr(s, '/');
+
+    if (colon && (slash == NULL || colon < slash))
+        fw_buf_append(b, "./", 2);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            (c >= '0' && c <= '9') || (c != '\0' && strchr(keep, c)))
+            fw_buf_append(b, s, 1);
+        else
+            fw_buf_appendf(b, "%%%02X", c);
+    }
+}
+
+/* Reads the directory open at fd (taken) into *out, sorted by name as
+ * Go sorts it (bytes). 0 or -errno. */
+static int read_entries(int fd, struct entry **out, size_t *n_out)
+{
+    struct entry *v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *d;
+    DIR *dir = fdopendir(fd);
+    int err = 0;
+
+    if (dir == NULL) {
+        err = -errno;
+        close(fd);
+        return err;
+    }
+    while ((errno = 0, d = readdir(dir)) != NULL) {
+        bool is_dir = d->d_type == DT_DIR;
+        size_t len = strlen(d->d_name);
+        struct stat sb;
+
+        if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+            continue;
+        /* Go lists what Lstat says: a symlink to a directory is no
+         * directory here. */
+        if (d->d_type == DT_UNKNOWN)
+            is_dir = fstatat(dirfd(dir), d->d_name, &sb,
+                             AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode);
+        if (n == cap) {
+            struct entry *bigger;
+
+            cap = cap ? 2 * cap : 64;
+            bigger = realloc(v, cap * sizeof(*v));
+            if (bigger == NULL) {
+                err = -ENOMEM;
+                break;
+            }
+            v = bigger;
+        }
+        v[n].name = malloc(len + 2);
+        if (v[n].name == NULL) {
+            err = -ENOMEM;
+            break;
+        }
+        memcpy(v[n].name, d->d_name, len);
+        memcpy(v[n].name + len, is_dir ? "/" : "", is_dir ? 2 : 1);
+        n++;
+    }
+    if (err == 0 && errno != 0)
+        err = -errno;
+    closedir(dir);
+    if (err < 0) {
+        while (n > 0)
+            free(v[--n].name);
+        free(v);
+        return err;
+    }
+    if (n > 1)    /* v is NULL for an empty directory */
+        qsort(v, n, sizeof(*v), by_name);
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+/* Go's dirList: one link per entry. Takes fd, the directory open. */
+static void serve_listing(struct fw_request *r, int fd, const struct stat *sb)
+{
+    struct reply rp = { .n = 0 };
+    char modified[FW_HTTP_DATE_LEN];
+    struct entry *v = NULL;
+    struct fw_buf body;
+    size_t i, n = 0;
+    int err;
+
+    if (sb->st_mtime != 0) {
+        fw_http_date(sb->st_mtime, modified);
+        add(&rp, "Last-Modified", modified);
+    }
+    if (not_modified(r, sb->st_mtime)) {
+        close(fd);
+        fw_response_send(r, 304, rp.h, rp.n, NULL, 0);
+        return;
+    }
+    err = read_entries(fd, &v, &n);
+    if (err < 0) {
+        fw_log(FW_ERROR, "static: cannot list %s: %s", r->path,
+               uv_strerror(err));
+        send_error(r, 500);
+        return;
+    }
+    fw_buf_init(&body, 0);
+    fw_buf_appendf(&body, "<!doctype html>\n<meta name=\"viewport\" "
+                   "content=\"width=device-width\">\n<pre>\n");
+    for (i = 0; i < n; i++) {
+        fw_buf_appendf(&body, "<a href=\"");
+        append_href(&body, v[i].name);
+        fw_buf_appendf(&body, "\">");
+        append_html(&body, v[i].name);
+        fw_buf_appendf(&body, "</a>\n");
+        free(v[i].name);
+    }
+    free(v);
+    fw_buf_appendf(&body, "</pre>\n");
+    if (body.failed) {
+        send_error(r, 500);
+    } else {
+        add(&rp, "Content-Type", "text/html; charset=utf-8");
+        fw_response_send(r, 200, rp.h, rp.n, body.data, body.len);
+    }
+    fw_buf_release(&body);
+}
+
 /* A directory: its index.html when the path ends with '/', else a
- * redirect to the slashed path. No listings (spec 7): 403 without an
- * index. path has room for FW_INDEX. */
+ * redirect to the slashed path. Without an index, a listing with
+ * static_listing=true, else 403 (spec 7: Go lists every directory).
+ * path has room for FW_INDEX. */
 static void serve_dir(struct fw_request *r, const char *raw, char *path,
                       size_t len, unsigned flags)
 {
@@ -660,6 +822,18 @@ static void serve_dir(struct fw_request *r, const char *raw, char *path,
     }
     if (fd >= 0)
         close(fd);
+    if (fd == -ENOENT && st.listing) {
+        path[len > 1 ? len : 1] = '\0';    /* the directory again */
+        fd = open_stat(path, &sb);
+        if (fd >= 0 && S_ISDIR(sb.st_mode)) {
+            serve_listing(r, fd, &sb);
+            return;
+        }
+        if (fd >= 0)
+            close(fd);
+        open_failed(r, path, fd < 0 ? fd : -ENOTDIR);
+        return;
+    }
     if (fd >= 0 || fd == -ENOENT || fd == -EXDEV || fd == -ELOOP)
         send_error(r, 403);
     else
@@ -753,6 +927,7 @@ int fw_static_init(const struct fw_config *cfg)
                uv_strerror(err));
         goto close_root;
     }
+    st.listing = cfg->static_listing;
     return 0;
 
 close_root:

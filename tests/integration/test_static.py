@@ -366,6 +366,61 @@ class StaticTest(WatchdogTest):
                  "fds back to %d (now %d)" % (base, self.fd_count()))
 
 
+class StaticListingTest(WatchdogTest):
+    """static_listing=true: a directory without index.html is listed as
+    Go's http.FileServer lists it."""
+
+    def setUp(self):
+        super().setUp()
+        self.root = self.path("public")
+        for name in ("sub/f.txt", "a&b<c>.txt", "sp ace?#.txt", "c:d",
+                     "sub/index-less/x", "zz/index.html"):
+            path = os.path.join(self.root, name)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write("x")
+        os.makedirs(os.path.join(self.root, "emptydir"))
+        os.symlink("sub", os.path.join(self.root, "linkdir"))
+        os.utime(os.path.join(self.root, "sub"), (MTIME, MTIME))
+        self.wd = self.start(mode="static", static_path=self.root,
+                             static_listing="true")
+
+    def test_directory_without_index_is_listed_sorted_and_escaped(self):
+        r = request(self.wd.port, "GET", "/")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
+        self.assertEqual(r.body.decode(), (
+            '<!doctype html>\n'
+            '<meta name="viewport" content="width=device-width">\n'
+            '<pre>\n'
+            '<a href="a&b%3Cc%3E.txt">a&amp;b&lt;c&gt;.txt</a>\n'
+            '<a href="./c:d">c:d</a>\n'
+            '<a href="emptydir/">emptydir/</a>\n'
+            '<a href="linkdir">linkdir</a>\n'       # Lstat: not a dir
+            '<a href="sp%20ace%3F%23.txt">sp ace?#.txt</a>\n'
+            '<a href="sub/">sub/</a>\n'
+            '<a href="zz/">zz/</a>\n'
+            '</pre>\n'))
+
+    def test_subdirectory_listing_has_last_modified_and_304(self):
+        r = request(self.wd.port, "GET", "/sub/")
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(b'<a href="f.txt">f.txt</a>\n', r.body)
+        self.assertIn(b'<a href="index-less/">index-less/</a>\n', r.body)
+        self.assertEqual(r.header("Last-Modified"), MTIME_TEXT)
+        r = request(self.wd.port, "GET", "/sub/",
+                    headers={"If-Modified-Since": MTIME_TEXT})
+        self.assertEqual((r.status, r.body), (304, b""), r)
+
+    def test_index_html_still_wins_and_empty_directories_list_nothing(self):
+        self.assertBody(request(self.wd.port, "GET", "/zz/"), b"x")
+        r = request(self.wd.port, "GET", "/emptydir/")
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.body.endswith(b"<pre>\n</pre>\n"), r)
+        r = request(self.wd.port, "HEAD", "/emptydir/")
+        self.assertEqual((r.status, r.body), (200, b""), r)
+
+
 class StaticStartTest(WatchdogTest):
 
     def test_missing_static_path_exits_1_naming_it(self):
