@@ -591,6 +591,24 @@ static size_t last_segment(const char *path, const char **seg)
     return end - start;
 }
 
+/* Adds Last-Modified (into date, FW_HTTP_DATE_LEN bytes), and answers
+ * 304 when If-Modified-Since says the client has this version: true
+ * then, with fd closed. Go leaves a zero (epoch) time out, as
+ * reproducible builds set. */
+static bool answered_304(struct fw_request *r, struct reply *rp,
+                         time_t mtime, char *date, int fd)
+{
+    if (mtime != 0) {
+        fw_http_date(mtime, date);
+        add(rp, "Last-Modified", date);
+    }
+    if (!not_modified(r, mtime))
+        return false;
+    close(fd);
+    fw_response_send(r, 304, rp->h, rp->n, NULL, 0);
+    return true;
+}
+
 /* Sends a regular file; takes fd. */
 static void serve_file(struct fw_request *r, int fd, const struct stat *sb,
                        const char *path)
@@ -600,16 +618,8 @@ static void serve_file(struct fw_request *r, int fd, const struct stat *sb,
     int64_t size = sb->st_size, off = 0, len = size;
     int status = 200;
 
-    /* Go leaves a zero (epoch) time out, as reproducible builds set. */
-    if (sb->st_mtime != 0) {
-        fw_http_date(sb->st_mtime, modified);
-        add(&rp, "Last-Modified", modified);
-    }
-    if (not_modified(r, sb->st_mtime)) {
-        close(fd);
-        fw_response_send(r, 304, rp.h, rp.n, NULL, 0);
+    if (answered_304(r, &rp, sb->st_mtime, modified, fd))
         return;
-    }
     switch (parse_range(r, size, sb->st_mtime, &off, &len)) {
     case RANGE_ONE:
         status = 206;
@@ -759,15 +769,8 @@ static void serve_listing(struct fw_request *r, int fd, const struct stat *sb)
     size_t i, n = 0;
     int err;
 
-    if (sb->st_mtime != 0) {
-        fw_http_date(sb->st_mtime, modified);
-        add(&rp, "Last-Modified", modified);
-    }
-    if (not_modified(r, sb->st_mtime)) {
-        close(fd);
-        fw_response_send(r, 304, rp.h, rp.n, NULL, 0);
+    if (answered_304(r, &rp, sb->st_mtime, modified, fd))
         return;
-    }
     err = read_entries(fd, &v, &n);
     if (err < 0) {
         fw_log(FW_ERROR, "static: cannot list %s: %s", r->path,
