@@ -730,9 +730,11 @@ static size_t pass_headers(struct fw_upconn *uc, struct fw_hdr *hdrs,
     size_t i, n = 0, count = fw_fields_count(&uc->fields);
     size_t at[FW_MAX_HEADERS * 2];
     const char *base = uc->head.data;
-    struct fw_header list[FW_MAX_HEADERS] = { { NULL, 0, NULL, 0 } };
+    struct fw_header list[FW_MAX_HEADERS];
     struct fw_names listed;
 
+    if (count == 0)
+        return 0;
     if (count > FW_MAX_HEADERS)
         count = FW_MAX_HEADERS;
     for (i = 0; i < count; i++)
