@@ -122,13 +122,18 @@ def pid_dead(pid):
     return st is None or st[0] in ("Z", "X")
 
 
-def rss_kib(pid):
-    """Resident set size of a process in KiB."""
+def proc_status_kib(pid, field):
+    """A "<field>: <n> kB" line of /proc/<pid>/status, in KiB."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kib(pid):
+    """Resident set size of a process in KiB."""
+    return proc_status_kib(pid, "VmRSS")
 
 
 def zombie_children(pid):

@@ -6,22 +6,14 @@ import socket
 import threading
 
 from harness import (T, build_request, children, chunked, fixture, fp,
-                     parse_env, pid_reaped, proc_stat, RawConn, read_pidfile,
-                     request, rss_kib, send_in_background, sh_fixture,
-                     sha256_stream, wait_for, WatchdogTest)
+                     parse_env, pid_reaped, proc_stat, proc_status_kib,
+                     RawConn, read_pidfile, request, rss_kib,
+                     send_in_background, sh_fixture, sha256_stream, wait_for,
+                     WatchdogTest)
 
 ALL_BYTES = bytes(range(256)) * 64
 # ASan reserves shadow memory and keeps freed blocks: VmData says nothing.
 SANITIZED = bool(os.environ.get("FW_SANITIZED"))
-
-
-def proc_status_kib(pid, field):
-    """A "<field>: <n> kB" line of /proc/<pid>/status, in KiB."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def chars_written(pid):
