@@ -257,13 +257,16 @@ void fw_proc_forget(struct fw_proc *p)
         take(p->pid);
 }
 
-void fw_proc_kill_group(pid_t pgid, int sig)
+bool fw_proc_kill_group(pid_t pgid, int sig)
 {
     if (pgid <= 1)
-        return;
-    if (kill(-pgid, sig) < 0 && errno != ESRCH)
+        return false;
+    if (kill(-pgid, sig) == 0)
+        return true;
+    if (errno != ESRCH)
         fw_log(FW_ERROR, "kill process group %d: %s", (int)pgid,
                strerror(errno));
+    return false;
 }
 
 static void on_doom_timer(uv_timer_t *t);
@@ -330,14 +333,10 @@ void fw_proc_stop_group(pid_t pgid, uint64_t grace_ms)
     for (d = doomed; d; d = d->next)
         if (d->pgid == pgid)
             return;      /* already on its way: keep the first deadline */
-    if (kill(-pgid, SIGTERM) < 0) {
-        /* Most often ESRCH: every member has exited, nothing to doom
-         * (a finished request's group usually has). */
-        if (errno != ESRCH)
-            fw_log(FW_ERROR, "kill process group %d: %s", (int)pgid,
-                   strerror(errno));
+    /* Most often no member is left (a finished request's group): then
+     * there is nothing to doom. */
+    if (!fw_proc_kill_group(pgid, SIGTERM))
         return;
-    }
     d = malloc(sizeof(*d));
     if (d == NULL) {
         fw_proc_kill_group(pgid, SIGKILL);

@@ -52,8 +52,9 @@ int fw_proc_spawn(struct fw_proc *p, const struct fw_spawn *s);
 void fw_proc_forget(struct fw_proc *p);
 
 /* Sends sig to the process group of p (the child and what it started).
- * Tolerates ESRCH. */
-void fw_proc_kill_group(pid_t pgid, int sig);
+ * False when it reached no one: the group is gone (ESRCH, tolerated) or
+ * kill failed (logged). */
+bool fw_proc_kill_group(pid_t pgid, int sig);
 
 /* Ends a process group: SIGKILL at once when grace_ms is 0, otherwise
  * SIGTERM (and SIGCONT) now and SIGKILL grace_ms later, whatever became
