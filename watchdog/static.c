@@ -803,9 +803,11 @@ static void serve_listing(struct fw_request *r, int fd, const struct stat *sb)
 /* A directory: its index.html when the path ends with '/', else a
  * redirect to the slashed path. Without an index, a listing with
  * static_listing=true, else 403 (spec 7: Go lists every directory).
+ * Takes dir_fd, the directory open (read for a listing, not again).
  * path has room for FW_INDEX. */
 static void serve_dir(struct fw_request *r, const char *raw, char *path,
-                      size_t len, unsigned flags)
+                      size_t len, unsigned flags, int dir_fd,
+                      const struct stat *dir_sb)
 {
     struct stat sb;
     const char *seg;
@@ -813,30 +815,24 @@ static void serve_dir(struct fw_request *r, const char *raw, char *path,
     int fd;
 
     if (!(flags & FW_STATIC_SLASH)) {
+        close(dir_fd);
         seg_len = last_segment(raw, &seg);
         redirect(r, "", seg, seg_len, "/");
         return;
     }
     memcpy(path + (len > 1 ? len : 0), FW_INDEX, sizeof(FW_INDEX));
     fd = open_stat(path, &sb);
+    if (fd == -ENOENT && st.listing) {
+        serve_listing(r, dir_fd, dir_sb);
+        return;
+    }
+    close(dir_fd);
     if (fd >= 0 && S_ISREG(sb.st_mode)) {
         serve_file(r, fd, &sb, path);
         return;
     }
     if (fd >= 0)
         close(fd);
-    if (fd == -ENOENT && st.listing) {
-        path[len > 1 ? len : 1] = '\0';    /* the directory again */
-        fd = open_stat(path, &sb);
-        if (fd >= 0 && S_ISDIR(sb.st_mode)) {
-            serve_listing(r, fd, &sb);
-            return;
-        }
-        if (fd >= 0)
-            close(fd);
-        open_failed(r, path, fd < 0 ? fd : -ENOTDIR);
-        return;
-    }
     if (fd >= 0 || fd == -ENOENT || fd == -EXDEV || fd == -ELOOP)
         send_error(r, 403);
     else
@@ -878,8 +874,7 @@ static void on_request(struct fw_request *r)
     } else if ((fd = open_stat(path, &sb)) < 0) {
         open_failed(r, path, fd);
     } else if (S_ISDIR(sb.st_mode)) {
-        close(fd);
-        serve_dir(r, raw, path, (size_t)len, flags);
+        serve_dir(r, raw, path, (size_t)len, flags, fd, &sb);
     } else if (flags & FW_STATIC_SLASH) {
         close(fd);
         seg_len = last_segment(raw, &seg);
