@@ -212,7 +212,8 @@ static void debug_request_headers(const struct fw_request *r)
     const struct fw_header *h = r->headers;
     size_t i, j, n = r->n_headers;
     size_t *next = calloc(2 * n + 1, sizeof(*next));
-    size_t *last = next + n;    /* of each first header, its group's last */
+    size_t *last = next + n;    /* a first header's: its group's last;
+                                   any other's: SIZE_MAX */
     struct fw_names names;
     struct fw_buf line;
 
@@ -224,13 +225,16 @@ static void debug_request_headers(const struct fw_request *r)
         size_t first = fw_names_add(&names, h[i].name, h[i].name_len, i);
 
         next[i] = SIZE_MAX;
-        if (first != i)
+        if (first != i) {
             next[last[first]] = i;
+            last[i] = SIZE_MAX;
+        }
         last[first] = i;
     }
+    fw_names_release(&names);
     fw_buf_init(&line, 0);
     for (i = 0; i < n; i++) {
-        if (fw_names_add(&names, h[i].name, h[i].name_len, i) != i ||
+        if (last[i] == SIZE_MAX ||
             fw_http_name_is(h[i].name, h[i].name_len, "Host"))
             continue;    /* printed with the first; Go keeps Host apart */
         if (fw_buf_appendf(&line, "[in] %s=[", h[i].name) == 0)
@@ -241,7 +245,6 @@ static void debug_request_headers(const struct fw_request *r)
         debug_line(&line);
     }
     fw_buf_release(&line);
-    fw_names_release(&names);
     free(next);
 }
 
