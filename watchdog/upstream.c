@@ -222,14 +222,21 @@ static void worker_timer_stop(struct fw_worker *w)
     uv_timer_stop(&w->timer);
 }
 
+/* Closing the probe cancels its connect and write, whose callbacks
+ * then see UV_ECANCELED and report nothing. */
+static void close_probe(struct fw_worker *w)
+{
+    if (w->probing && !uv_is_closing((uv_handle_t *)&w->probe)) {
+        us.open_handles++;
+        uv_close((uv_handle_t *)&w->probe, on_probe_closed);
+    }
+}
+
 static void probe_done(struct fw_worker *w, bool ok)
 {
     if (w->timing_probe)
         worker_timer_stop(w);
-    if (!uv_is_closing((uv_handle_t *)&w->probe)) {
-        us.open_handles++;
-        uv_close((uv_handle_t *)&w->probe, on_probe_closed);
-    }
+    close_probe(w);
     if (w->daemon_check && !us.stopping) {
         /* Spec 6.1: exit 0 with the port still answering means the
          * function daemonised; Go carries on, and so do we. */
@@ -243,12 +250,16 @@ static void probe_done(struct fw_worker *w, bool ok)
         fw_log(FW_ERROR, "warning: upstream exited with status 0 but its "
                "port still accepts connections: it has daemonised, "
                "carrying on");
-        w->ready = true;
-        return;
-    }
-    if (us.stopping || !w->running || w->ready)
+        /* It may have exited before any probe found it ready: the
+         * daemon is probed on as the worker was. */
+        w->daemonised = true;
+        if (us.cfg->ready_path) {
+            worker_timer(w, start_probe, 0);
+            return;
+        }
+    } else if (us.stopping || !(w->running || w->daemonised) || w->ready) {
         return;    /* (a cancelled probe write reports after success) */
-    if (!ok) {
+    } else if (!ok) {
         /* The next probe tries the host's next address. */
         use_addr(w, (w->addr_at + 1) % us.n_addrs);
         worker_timer(w, start_probe, FW_PROBE_MS);
@@ -304,7 +315,7 @@ static void on_probe(uv_connect_t *req, int status)
 
     if (status == UV_ECANCELED)
         return;
-    if (status < 0 || us.cfg->ready_path == NULL) {
+    if (status < 0 || us.cfg->ready_path == NULL || w->daemon_check) {
         probe_done(w, status == 0);
         return;
     }
@@ -332,7 +343,7 @@ static void start_probe(uv_timer_t *t)
 {
     struct fw_worker *w = t->data;
 
-    if (us.stopping || (!w->running && !w->daemon_check))
+    if (us.stopping || !(w->running || w->daemon_check || w->daemonised))
         return;
     if (w->probing) {
         /* The last probe is still closing: come back shortly. */
@@ -370,6 +381,7 @@ static void close_rest(void)
         close_pipe(&us.workers[i].in);
         close_pipe(&us.workers[i].out);
         close_pipe(&us.workers[i].err);
+        close_probe(&us.workers[i]);
         close_handle(&us.workers[i].timer);
     }
     close_handle(&us.kill_timer);
@@ -403,6 +415,7 @@ static void on_worker_exit(struct fw_proc *p, int status)
     w->ready = false;
     fw_proc_describe(status, why, sizeof(why));
     worker_timer_stop(w);
+    close_probe(w);    /* its timeout was the timer just stopped */
     if (us.stopping) {
         size_t i;
         int running = 0;
@@ -635,8 +648,9 @@ void fw_upstream_signal(int sig)
 {
     size_t i;
 
+    /* A daemon that stayed in its launcher's group gets them too. */
     for (i = 0; i < us.n; i++)
-        if (us.workers[i].running)
+        if (us.workers[i].running || us.workers[i].daemonised)
             fw_proc_kill_group(us.workers[i].proc.pid, sig);
 }
 
@@ -661,10 +675,10 @@ void fw_upstream_stop(void (*on_stopped)(void))
         worker_timer_stop(w);
         running += w->running;
     }
+    fw_upstream_signal(SIGTERM);
     if (running == 0) {
-        close_rest();
+        close_rest();    /* a daemon is not waited for */
         return;
     }
-    fw_upstream_signal(SIGTERM);
     uv_timer_start(&us.kill_timer, on_kill_timer, FW_STOP_GRACE_MS, 0);
 }

@@ -38,7 +38,8 @@ struct fw_worker {
     uv_tcp_t probe;              /* readiness connect */
     uv_connect_t probe_req;
     bool probing;                /* probe handle open */
-    bool daemon_check;           /* exited 0: does its port still answer? */
+    bool daemon_check;           /* exited 0: does its port still accept? */
+    bool daemonised;             /* it did: probe on without a process */
     uv_write_t probe_write;      /* ready_path request */
     char probe_req_text[1400];   /* "GET <ready_path> ..." */
     char probe_status[16];       /* the answer's status line */

@@ -10,7 +10,8 @@ same headers without the body.
 Query parameters shape the answer: status=N; location=URL (a Location
 header); hop=1 (hop-by-hop response headers the proxy must drop, plus a
 repeated X-Resp); mark=DIR (a file DIR/<pid>-<n> on arrival); gate=FILE
-(answer only once FILE exists).
+(answer only once FILE exists); orphaned=1 (answer 503 until the process
+that started this one has exited).
 
 --listen-after FILE waits for FILE before listening; --delay SECONDS
 sleeps first.
@@ -26,6 +27,7 @@ from common import Handler, port_arg, serve, touch, wait_file
 
 PORT = port_arg(sys.argv)
 COUNTER = itertools.count(1)
+PARENT = os.getppid()
 
 HOP_HEADERS = [
     ("Connection", "X-Hop-Resp"),
@@ -69,6 +71,9 @@ class Echo(Handler):
                                                      next(COUNTER))))
         if "gate" in q:
             wait_file(q["gate"])
+        if q.get("orphaned") == "1" and os.getppid() == PARENT:
+            self.send_json(503, info, [])
+            return
         headers = [("X-Upstream", "echo"), ("X-Resp", "one"),
                    ("X-Other", "between"), ("X-Resp", "two")]
         if "location" in q:
