@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #define FW_PROBE_MS 50               /* readiness poll interval */
+#define FW_DAEMON_GRACE_MS 1000      /* for a daemon to bind, after exit 0 */
 #define FW_PROBE_TIMEOUT_MS 2000     /* one probe, connect to answer */
 #define FW_RESTART_MIN_MS 100        /* first restart delay */
 #define FW_RESTART_MAX_MS 5000       /* longest restart delay */
@@ -238,8 +239,15 @@ static void probe_done(struct fw_worker *w, bool ok)
         worker_timer_stop(w);
     close_probe(w);
     if (w->daemon_check && !us.stopping) {
-        /* Spec 6.1: exit 0 with the port still answering means the
-         * function daemonised; Go carries on, and so do we. */
+        /* Spec 6.1: exit 0 with the port still accepting connections
+         * means the function daemonised; Go carries on, and so do we.
+         * Every address is tried, for a grace in which a daemon may
+         * still be binding (its launcher need not wait for it). */
+        if (!ok && uv_now(us.loop) < w->daemon_deadline) {
+            use_addr(w, (w->addr_at + 1) % us.n_addrs);
+            worker_timer(w, start_probe, FW_PROBE_MS);
+            return;
+        }
         w->daemon_check = false;
         if (!ok) {
             fw_log(FW_ERROR, "upstream exited (exit status 0): stopping");
@@ -431,6 +439,7 @@ static void on_worker_exit(struct fw_proc *p, int status)
     close_pipe(&w->in);
     if (us.n == 1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         w->daemon_check = true;    /* see probe_done */
+        w->daemon_deadline = uv_now(us.loop) + FW_DAEMON_GRACE_MS;
         start_probe(&w->timer);
         return;
     }
@@ -650,7 +659,8 @@ void fw_upstream_signal(int sig)
 
     /* A daemon that stayed in its launcher's group gets them too. */
     for (i = 0; i < us.n; i++)
-        if (us.workers[i].running || us.workers[i].daemonised)
+        if (us.workers[i].running || us.workers[i].daemon_check ||
+            us.workers[i].daemonised)
             fw_proc_kill_group(us.workers[i].proc.pid, sig);
 }
 

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -39,6 +40,7 @@ struct fw_worker {
     uv_connect_t probe_req;
     bool probing;                /* probe handle open */
     bool daemon_check;           /* exited 0: does its port still accept? */
+    uint64_t daemon_deadline;    /* loop time the check gives up at */
     bool daemonised;             /* it did: probe on without a process */
     uv_write_t probe_write;      /* ready_path request */
     char probe_req_text[1400];   /* "GET <ready_path> ..." */

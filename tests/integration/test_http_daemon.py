@@ -63,6 +63,18 @@ class HttpDaemonTest(HttpTest):
         self.assertEqual(request(wd.port, "GET", "/after").status, 200)
         self.assertTrue(wd.alive())
 
+    def test_launcher_exiting_before_its_daemon_listens_carries_on(self):
+        # The daemon starts listening after its launcher has exited 0; the
+        # check allows it a grace to bind.
+        up = free_port()
+        wd = self.start(fprocess="sh %s %d early" % (DAEMONISE, up),
+                        mode="http", wait=False,
+                        upstream_url="http://127.0.0.1:%d" % up)
+        self.addCleanup(self.kill_listener, up)
+        wd.wait_log(r"daemonised, carrying on")
+        wait_for(lambda: health_status(wd.port) == 200, T(5), "health 200")
+        self.assertEqual(request(wd.port, "GET", "/after").status, 200)
+
     def test_exit_0_with_nothing_listening_exits_1(self):
         up = free_port()
         wd = self.start(fprocess="sh -c 'sleep 0.5; exit 0'", mode="http",
