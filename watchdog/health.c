@@ -172,8 +172,13 @@ void fw_health_shutdown(bool skip_wait, int exit_code,
     char d[32];
     int64_t wait_ms = skip_wait ? 0 : hs.cfg->healthcheck_interval_ms;
 
-    if (hs.stopping)
-        return;     /* a second signal does not cut the drain short */
+    if (hs.stopping) {
+        /* A second signal does not cut the drain short; a failure
+         * during it (the upstream died) still makes the exit status. */
+        if (exit_code != 0)
+            hs.exit_code = exit_code;
+        return;
+    }
     hs.stopping = true;
     hs.accepting = false;
     hs.exit_code = exit_code;

@@ -32,6 +32,7 @@
 static struct fw_config cfg;
 static int exit_code;
 static bool accepting;           /* the lock file is written */
+static bool forced;              /* SIGINT twice: exit 130 now */
 
 static const char *lookup_env(const char *name, void *ctx)
 {
@@ -125,6 +126,8 @@ static void close_all(void)
  * it serves every request of the drain (spec 6.1). */
 static void on_done(int code)
 {
+    if (forced)
+        return;    /* the drain ended as on_force closed its connections */
     exit_code = code;
     if (cfg.mode == FW_MODE_HTTP)
         fw_upstream_stop(close_all);
@@ -137,14 +140,19 @@ static void on_stop(bool skip_wait)
     fw_health_shutdown(skip_wait, 0, fw_runner_kill_all, on_done);
 }
 
+/* Ctrl-C twice: everything is killed and the loop left now; main's
+ * closing walk takes what is still open (the upstream's pipes, whose
+ * exits are no longer reaped). */
 static void on_force(void)
 {
+    forced = true;
+    exit_code = 130;
     fw_runner_kill_all();
     if (cfg.mode == FW_MODE_HTTP)
         fw_upstream_signal(SIGKILL);
     fw_server_close();
-    exit_code = 130;
     close_all();
+    uv_stop(uv_default_loop());
 }
 
 static bool forward(int sig)

@@ -658,6 +658,34 @@ class HttpLifecycleTest(HttpTest):
             self.assertEqual(f.read().split("\n"),
                              ["answering /slow", "SIGTERM", ""])
 
+    def test_upstream_dying_during_the_drain_exits_1(self):
+        # SIGTERM, then the upstream crashes while health says 503: the
+        # orchestrator still learns of the crash from the exit status.
+        wd = self.start_http("echo.py", healthcheck_interval=dur(2),
+                             expect_exit=1)
+        pid = js(request(wd.port, "GET", "/pid"))["pid"]
+        wd.signal(signal.SIGTERM)
+        wd.wait_log(r"SIGTERM: no new connections")
+        os.kill(pid, signal.SIGKILL)
+        self.assertEqual(wd.wait_exit(T(10)), 1, wd.log_text())
+
+    def test_second_sigint_exits_130_at_once(self):
+        # Ctrl-C twice: the upstream is killed and the watchdog exits 130
+        # now, not after the drain and the upstream's stop grace.
+        wd = self.start_http("echo.py", write_timeout=dur(20),
+                             exec_timeout=dur(20), expect_exit=130)
+        gate, marks = self.path("gate"), self.path("marks")
+        os.mkdir(marks)
+        slow = InFlight(wd.port, path="/slow?mark=%s&gate=%s"
+                        % (marks, gate), timeout=T(30))
+        wait_for(lambda: os.listdir(marks), T(10), "slow request")
+        wd.signal(signal.SIGINT)
+        wd.wait_log(r"No new connections allowed, draining: 1 requests")
+        wd.signal(signal.SIGINT)
+        self.assertEqual(wd.wait_exit(T(3)), 130, wd.log_text())
+        open(gate, "w").close()
+        slow.thread.join(T(10))
+
     def test_sigterm_exits_promptly_once_the_upstream_stops(self):
         # the upstream dies of SIGTERM at once; the watchdog must notice
         # and exit, not sit out its 10 s grace before SIGKILL
