@@ -257,6 +257,18 @@ void fw_proc_forget(struct fw_proc *p)
         take(p->pid);
 }
 
+bool fw_proc_has_exited(const struct fw_proc *p)
+{
+    siginfo_t info;
+
+    /* WNOWAIT leaves the zombie to the reaper, which reports it. */
+    memset(&info, 0, sizeof(info));
+    if (p->pid <= 0 ||
+        waitid(P_PID, (id_t)p->pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
+        return false;
+    return info.si_pid == p->pid;
+}
+
 bool fw_proc_kill_group(pid_t pgid, int sig)
 {
     if (pgid <= 1)

@@ -51,6 +51,10 @@ int fw_proc_spawn(struct fw_proc *p, const struct fw_spawn *s);
 /* Unregisters p: the child will be reaped without telling anyone. */
 void fw_proc_forget(struct fw_proc *p);
 
+/* True when p's child has exited but its exit is not yet reported: a
+ * timer due in the same loop turn as SIGCHLD may run first. */
+bool fw_proc_has_exited(const struct fw_proc *p);
+
 /* Sends sig to the process group of p (the child and what it started).
  * False when it reached no one: the group is gone (ESRCH, tolerated) or
  * kill failed (logged). */

@@ -593,6 +593,8 @@ static void on_exec_timeout(uv_timer_t *t)
 {
     struct fw_run *run = t->data;
 
+    if (fw_proc_has_exited(&run->proc))
+        return;    /* in time: its exit is reported in this loop turn */
     run->timed_out = true;
     fw_metrics_child_killed(FW_KILL_TIMEOUT);
     fw_log(FW_INFO, "%s: exec_timeout reached, killing process group %d",

@@ -3,9 +3,12 @@
 
 import base64
 import json
+import signal
+import time
 
-from harness import (WatchdogTest, RawConn, T, chunked, parse_env,
-                     pid_reaped, read_pidfile, request, sh_fixture, wait_for)
+from harness import (InFlight, WatchdogTest, RawConn, T, chunked,
+                     parse_env, pid_dead, pid_reaped, read_pidfile, request,
+                     sh_fixture, wait_for)
 
 
 def env_value(env, name):
@@ -85,6 +88,24 @@ class ClassicTest(WatchdogTest):
         self.assertEqual(r.header("Content-Type"), "text/plain; charset=utf-8")
         (gpid,) = read_pidfile(pidfile, T(5))
         wait_for(lambda: pid_reaped(gpid), T(5), "grandchild gone")
+
+    def test_child_done_before_the_deadline_is_not_timed_out(self):
+        # The watchdog is stopped while its child finishes; on SIGCONT the
+        # deadline and the child's exit are both due, and the timer may
+        # run first. The child is done: 200, not 408.
+        wd = self.classic(exec_timeout="1s",
+                          fprocess=sh_fixture("wait_release.sh", self.tmp))
+        t0 = time.monotonic()
+        slow = InFlight(wd.port, timeout=T(20))
+        (pid,) = read_pidfile(self.path("started"), T(10))
+        wd.signal(signal.SIGSTOP)
+        try:
+            open(self.path("release"), "w").close()
+            wait_for(lambda: pid_dead(pid), T(5), "child exited")
+            time.sleep(max(0.0, t0 + 1.5 - time.monotonic()))
+        finally:
+            wd.signal(signal.SIGCONT)
+        self.assertBody(slow.join(), b"released\n")
 
     def test_combine_output_default_puts_stderr_in_body(self):
         wd = self.classic(fprocess=sh_fixture("stdout_stderr.sh"))
