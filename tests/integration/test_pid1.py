@@ -9,8 +9,8 @@ import threading
 import time
 import unittest
 
-from harness import (InFlight, RawConn, T, WatchdogTest, children, request,
-                     sh_fixture, wait_for, zombie_children)
+from harness import (SLOW, InFlight, RawConn, T, WatchdogTest, children,
+                     request, sh_fixture, wait_for, zombie_children)
 from test_http import HttpTest
 
 UNSHARE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
@@ -100,7 +100,9 @@ class Pid1Test(WatchdogTest):
         rc = wd.wait_exit(T(2))
         took = time.monotonic() - t0
         self.assertEqual(rc, 0, wd.log_text())
-        self.assertLess(took, T(0.1), "exit took %.3f s" % took)
+        # valgrind's leak scan at exit alone can take half a second
+        self.assertLess(took, 0.1 if SLOW == 1 else T(0.3),
+                        "exit took %.3f s" % took)
 
     def test_sigterm_under_load_loses_nothing(self):
         """Three 2 s requests in flight and a stream of short ones when
