@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "list.h"
 #include "server.h"
 
 #define FW_READ_BYTES (64 * 1024)        /* per-connection read buffer */
@@ -28,7 +29,7 @@ struct fw_conn {
     uv_timer_t write_timer;      /* write_timeout of the request */
     uv_shutdown_t shutdown;      /* graceful close after the last write */
     int open_handles;            /* free(this) when it reaches 0 */
-    struct fw_conn *prev, *next; /* all connections, for drain */
+    struct fw_list link;         /* in fw_srv.conns, for the drain */
 
     http_parser parser;          /* parser.data = this */
     char *rbuf;                  /* FW_READ_BYTES, [rpos, rlen) unparsed */
@@ -97,7 +98,7 @@ struct fw_server_state {
     bool admin_listening;
     const struct fw_handler *admin_handler; /* answers its requests */
     int64_t admin_timeout_ms;    /* its read and write timeouts */
-    struct fw_conn *conns;       /* list head, admin ones too */
+    struct fw_list conns;        /* every connection, admin ones too */
     size_t n_conns;              /* not counting admin ones */
     int64_t inflight;
     bool no_keepalive;           /* draining: close after each response */

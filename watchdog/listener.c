@@ -131,13 +131,14 @@ int fw_server_listen_admin(int port, const struct fw_handler *h,
 
 void fw_server_close_admin(void)
 {
-    struct fw_conn *c, *next;
+    struct fw_list *n, *tmp;
 
     if (fw_srv.admin_listening)
         uv_close((uv_handle_t *)&fw_srv.admin, NULL);
     fw_srv.admin_listening = false;
-    for (c = fw_srv.conns; c; c = next) {
-        next = c->next;
+    fw_list_each(n, tmp, &fw_srv.conns) {
+        struct fw_conn *c = fw_list_entry(n, struct fw_conn, link);
+
         if (c->admin)
             fw_conn_close_for(c, FW_ABORT_SHUTDOWN);
     }
@@ -209,7 +210,7 @@ static bool input_waiting(const struct fw_conn *c)
 
 void fw_server_drain(void (*on_idle)(void))
 {
-    struct fw_conn *c, *next;
+    struct fw_list *n, *tmp;
 
     fw_srv.on_idle = on_idle;
     fw_srv.no_keepalive = true;
@@ -220,8 +221,9 @@ void fw_server_drain(void (*on_idle)(void))
         else
             on_closing_timer(&fw_srv.closing_timer);
     }
-    for (c = fw_srv.conns; c; c = next) {
-        next = c->next;
+    fw_list_each(n, tmp, &fw_srv.conns) {
+        struct fw_conn *c = fw_list_entry(n, struct fw_conn, link);
+
         c->keep_alive = false;
         if (c->in_request || c->handler != NULL || c->rpos != c->rlen)
             continue;            /* busy: closes after its response */
@@ -235,12 +237,13 @@ void fw_server_drain(void (*on_idle)(void))
 
 void fw_server_close(void)
 {
-    struct fw_conn *c, *next;
+    struct fw_list *n, *tmp;
 
     close_listener();
     fw_server_close_admin();
-    for (c = fw_srv.conns; c; c = next) {
-        next = c->next;
+    fw_list_each(n, tmp, &fw_srv.conns) {
+        struct fw_conn *c = fw_list_entry(n, struct fw_conn, link);
+
         fw_conn_close_for(c, FW_ABORT_SHUTDOWN);
     }
 }

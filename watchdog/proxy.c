@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "list.h"
 #include "log.h"
 #include "metrics.h"
 #include "upstream.h"
@@ -33,9 +34,7 @@ struct fw_upconn {
     uv_connect_t connect;        /* data = this */
     struct fw_worker *w;
     struct preq *pr;             /* request served; NULL when idle */
-    struct fw_upconn *next;      /* the worker's idle list, newest first */
-    struct fw_upconn *prev;
-    bool pooled;                 /* in that list */
+    struct fw_list idle;         /* in the worker's pool while linked */
     http_parser parser;          /* parser.data = this */
     struct fw_buf head;          /* response header bytes */
     struct fw_fields fields;     /* their places in head */
@@ -51,9 +50,7 @@ struct preq {
     struct fw_worker *w;         /* counted in its outstanding */
     uv_timer_t deadline;         /* exec_timeout / X-Timeout; data = this */
     struct fw_buf body;          /* buffered body (http_buffer_req_body) */
-    struct preq *next_wait;      /* waiting for a ready worker */
-    struct preq *prev_wait;
-    bool waiting;                /* in the wait list */
+    struct fw_list wait;         /* in px.waiting while linked */
     bool buffering;              /* body buffered before sending */
     bool chunked_up;             /* body sent chunked upstream */
     bool body_end;               /* the client's body is complete */
@@ -73,8 +70,7 @@ struct up_write {
 static struct {
     uv_loop_t *loop;
     const struct fw_config *cfg;
-    struct preq *wait_head;      /* requests held until a worker is ready */
-    struct preq *wait_tail;
+    struct fw_list waiting;      /* requests held until a worker is ready */
     bool gone;                   /* the function's server is gone */
     char rbuf[64 * 1024];        /* upstream reads, parsed at once */
 } px;
@@ -100,30 +96,18 @@ static void on_preq_closed(uv_handle_t *h)
 /* The wait list: requests held, in order, until a worker is ready. */
 static void wait_for_worker(struct preq *pr)
 {
-    pr->waiting = true;
-    pr->next_wait = NULL;
-    pr->prev_wait = px.wait_tail;
-    if (px.wait_tail)
-        px.wait_tail->next_wait = pr;
-    else
-        px.wait_head = pr;
-    px.wait_tail = pr;
+    fw_list_push_back(&px.waiting, &pr->wait);
 }
 
-static void unwait(struct preq *pr)
+/* The first request held, taken off the wait list; NULL when none. */
+static struct preq *first_waiting(void)
 {
-    if (!pr->waiting)
-        return;
-    if (pr->prev_wait)
-        pr->prev_wait->next_wait = pr->next_wait;
-    else
-        px.wait_head = pr->next_wait;
-    if (pr->next_wait)
-        pr->next_wait->prev_wait = pr->prev_wait;
-    else
-        px.wait_tail = pr->prev_wait;
-    pr->next_wait = pr->prev_wait = NULL;
-    pr->waiting = false;
+    struct fw_list *n = px.waiting.next;
+
+    if (n == &px.waiting)
+        return NULL;
+    fw_list_remove(n);
+    return fw_list_entry(n, struct preq, wait);
 }
 
 /* The pool: a worker's idle keep-alive connections, newest first (the
@@ -141,31 +125,26 @@ static bool pool(struct fw_upconn *uc)
     err = uv_read_start((uv_stream_t *)&uc->tcp, on_up_alloc, on_up_read);
     if (err < 0 && err != UV_EALREADY)
         return false;
-    uc->reused = uc->pooled = true;
-    uc->prev = NULL;
-    uc->next = w->idle;
-    if (w->idle)
-        w->idle->prev = uc;
-    w->idle = uc;
+    uc->reused = true;
+    fw_list_push_front(&w->idle, &uc->idle);
     w->n_idle++;
     return true;
 }
 
 static void unpool(struct fw_upconn *uc)
 {
-    struct fw_worker *w = uc->w;
-
-    if (!uc->pooled)
+    if (!fw_list_linked(&uc->idle))
         return;
-    if (uc->prev)
-        uc->prev->next = uc->next;
-    else
-        w->idle = uc->next;
-    if (uc->next)
-        uc->next->prev = uc->prev;
-    uc->next = uc->prev = NULL;
-    uc->pooled = false;
-    w->n_idle--;
+    fw_list_remove(&uc->idle);
+    uc->w->n_idle--;
+}
+
+/* The newest idle connection of w, or NULL. */
+static struct fw_upconn *pooled(struct fw_worker *w)
+{
+    if (fw_list_empty(&w->idle))
+        return NULL;
+    return fw_list_entry(w->idle.next, struct fw_upconn, idle);
 }
 
 /* The request is over for us: the connection goes back to the pool or
@@ -177,7 +156,7 @@ static void preq_finish(struct preq *pr, bool reuse)
     if (pr->finished)
         return;
     pr->finished = true;
-    unwait(pr);
+    fw_list_remove(&pr->wait);
     if (pr->r)
         pr->r->data = NULL;
     pr->r = NULL;
@@ -620,6 +599,7 @@ static struct fw_upconn *dial(struct fw_worker *w)
     uc->w = w;
     fw_buf_init(&uc->head, FW_UP_HEAD_MAX);
     fw_fields_init(&uc->fields, &uc->head, FW_UP_HEAD_MAX);
+    fw_list_init(&uc->idle);
     if (uv_tcp_init(px.loop, &uc->tcp) < 0) {
         free(uc);
         return NULL;
@@ -650,13 +630,11 @@ static void fail_unavailable(struct preq *pr)
 
 void fw_proxy_gone(void)
 {
-    px.gone = true;
-    while (px.wait_head) {
-        struct preq *pr = px.wait_head;
+    struct preq *pr;
 
-        unwait(pr);
+    px.gone = true;
+    while ((pr = first_waiting()) != NULL)
         fail_unavailable(pr);
-    }
 }
 
 /* Picks a worker and a connection for pr, or holds pr until a worker is
@@ -676,7 +654,7 @@ static void acquire(struct preq *pr)
     }
     pr->w = w;
     w->outstanding++;
-    uc = w->idle;
+    uc = pooled(w);
     fw_metrics_upstream_conn(uc != NULL);
     if (uc) {
         unpool(uc);
@@ -697,12 +675,10 @@ static void acquire(struct preq *pr)
 
 void fw_proxy_dispatch_waiting(void)
 {
-    while (px.wait_head && fw_upstream_ready() > 0) {
-        struct preq *pr = px.wait_head;
+    struct preq *pr;
 
-        unwait(pr);
+    while (fw_upstream_ready() > 0 && (pr = first_waiting()) != NULL)
         acquire(pr);
-    }
 }
 
 /* ---- the response --------------------------------------------------- */
@@ -930,6 +906,7 @@ static void on_head(struct fw_request *r)
     }
     pr->r = r;
     r->data = pr;
+    fw_list_init(&pr->wait);
     fw_buf_init(&pr->body, 0);
     uv_timer_init(px.loop, &pr->deadline);
     pr->deadline.data = pr;
@@ -1032,6 +1009,7 @@ const struct fw_handler fw_proxy_handler = {
 void fw_proxy_init(uv_loop_t *loop, const struct fw_config *cfg)
 {
     px.loop = loop;
+    fw_list_init(&px.waiting);
     px.cfg = cfg;
     up_settings.on_header_field = on_up_field;
     up_settings.on_header_value = on_up_value;
@@ -1047,7 +1025,9 @@ void fw_proxy_close(void)
     for (i = 0; i < fw_upstream_count(); i++) {
         struct fw_worker *w = fw_upstream_worker(i);
 
-        while (w->idle)
-            upconn_close(w->idle);    /* unpools it */
+        struct fw_upconn *uc;
+
+        while ((uc = pooled(w)) != NULL)
+            upconn_close(uc);    /* unpools it */
     }
 }

@@ -20,6 +20,7 @@
 
 #include "cgi.h"
 #include "http.h"
+#include "list.h"
 #include "log.h"
 #include "metrics.h"
 #include "proc.h"
@@ -55,7 +56,7 @@ struct fw_run {
     struct fw_buf output;        /* buffered modes: the child's output */
     struct fw_lines lines;       /* stderr relay to the log */
     char error[FW_ERROR_TEXT];   /* why it failed, in Go's words */
-    struct fw_run *prev, *next;  /* every run, for kill_all */
+    struct fw_list link;         /* in rs.runs, for kill_all */
 };
 
 struct in_write {
@@ -68,9 +69,9 @@ static struct {
     const struct fw_config *cfg;
     char **base_env;             /* the watchdog's environment */
     char path[PATH_MAX + 64];    /* fprocess's executable, once found */
-    struct fw_run *runs;
+    struct fw_list runs;         /* every run not yet freed */
     size_t active;
-} rs;
+} rs = { .runs = FW_LIST_INIT(rs.runs) };
 
 static void run_release(struct fw_run *run);
 static void maybe_finish(struct fw_run *run);
@@ -106,12 +107,7 @@ static void on_run_closed(uv_handle_t *h)
 
     if (--run->open_handles > 0)
         return;
-    if (run->prev)
-        run->prev->next = run->next;
-    else
-        rs.runs = run->next;
-    if (run->next)
-        run->next->prev = run->prev;
+    fw_list_remove(&run->link);
     fw_buf_release(&run->body);
     fw_buf_release(&run->output);
     fw_lines_release(&run->lines);
@@ -818,10 +814,7 @@ static void on_head(struct fw_request *r)
     uv_timer_init(rs.loop, &run->timer);
     run->timer.data = run;
     run->open_handles = 1;
-    run->next = rs.runs;
-    if (rs.runs)
-        rs.runs->prev = run;
-    rs.runs = run;
+    fw_list_push_back(&rs.runs, &run->link);
     if (!buffered())
         start(run);
 }
@@ -917,25 +910,26 @@ void fw_runner_release(void)
 
 void fw_runner_kill_all(void)
 {
-    struct fw_run *run;
+    struct fw_list *n, *tmp;
 
-    for (run = rs.runs; run; run = run->next)
+    fw_list_each(n, tmp, &rs.runs) {
+        struct fw_run *run = fw_list_entry(n, struct fw_run, link);
+
         if (run->spawned && !run->exited) {
             fw_metrics_child_killed(FW_KILL_SHUTDOWN);
             stop_group(run);
         }
+    }
 }
 
 void fw_runner_close(void)
 {
-    struct fw_run *run, *next;
+    struct fw_list *n, *tmp;
 
     /* Children whose requests are gone (write_timeout) may still run:
      * kill them and close their pipes so the loop can end. */
-    for (run = rs.runs; run; run = next) {
-        next = run->next;
-        run_release(run);
-    }
+    fw_list_each(n, tmp, &rs.runs)
+        run_release(fw_list_entry(n, struct fw_run, link));
 }
 
 size_t fw_runner_active(void)

@@ -24,7 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 
-struct fw_server_state fw_srv;
+struct fw_server_state fw_srv = { .conns = FW_LIST_INIT(fw_srv.conns) };
 
 
 static void update_reading(struct fw_conn *c);
@@ -50,12 +50,7 @@ static void on_conn_closed(uv_handle_t *h)
 
     if (--c->open_handles > 0)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        fw_srv.conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    fw_list_remove(&c->link);
     if (!c->admin)
         fw_srv.n_conns--;
     fw_buf_release(&c->head);
@@ -835,10 +830,7 @@ struct fw_conn *fw_conn_new(bool admin)
     c->tcp.data = c->read_timer.data = c->write_timer.data = c;
     c->open_handles = 3;
     c->admin = admin;
-    c->next = fw_srv.conns;
-    if (fw_srv.conns)
-        fw_srv.conns->prev = c;
-    fw_srv.conns = c;
+    fw_list_push_back(&fw_srv.conns, &c->link);
     if (!admin)
         fw_srv.n_conns++;
     /* The parser holds the head to FW_HEAD_MAX bytes; the buffer also

@@ -584,6 +584,8 @@ int fw_upstream_start(uv_loop_t *loop, const struct fw_config *cfg,
     us.workers = calloc(us.n, sizeof(*us.workers));
     if (us.workers == NULL)
         return -ENOMEM;
+    for (i = 0; i < us.n; i++)
+        fw_list_init(&us.workers[i].idle);    /* fw_proxy_close walks it */
     err = resolve();
     if (err < 0)
         return err;
@@ -626,7 +628,7 @@ struct fw_worker *fw_upstream_pick(void)
 
 size_t fw_upstream_count(void)
 {
-    return us.n;
+    return us.workers ? us.n : 0;
 }
 
 struct fw_worker *fw_upstream_worker(size_t i)

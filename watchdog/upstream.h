@@ -12,10 +12,10 @@
 #include <uv.h>
 
 #include "config.h"
+#include "list.h"
 #include "log.h"
 #include "proc.h"
 
-struct fw_upconn;
 
 struct fw_worker {
     int index;                   /* 0 .. http_workers-1 */
@@ -25,7 +25,7 @@ struct fw_worker {
     bool ready;                  /* accepts connections */
     bool running;                /* its process is alive */
     int outstanding;             /* requests in flight to it */
-    struct fw_upconn *idle;      /* keep-alive connections, proxy's */
+    struct fw_list idle;         /* keep-alive connections, proxy's */
     int n_idle;                  /* how many */
 
     struct fw_proc proc;         /* the process, its own group */
