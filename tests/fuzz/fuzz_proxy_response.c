@@ -108,6 +108,7 @@ static void upstream_start(void)
     memcpy(&fz.worker.addr, &a, sizeof(a));
     fz.worker.ready = true;
     fz.worker.running = true;
+    fw_list_init(&fz.worker.idle);
 }
 
 static void upstream_close(struct upstream_conn *u)
@@ -355,8 +356,8 @@ static bool settled(void)
     for (i = 0; i < fz.n_up; i++)
         if (fz.up[i].fd >= 0)
             return false;
-    return fw_server_connections() == 0 && fz.worker.idle == NULL &&
-           fz.worker.outstanding == 0;
+    return fw_server_connections() == 0 &&
+           fw_list_empty(&fz.worker.idle) && fz.worker.outstanding == 0;
 }
 
 static bool response_done(const struct fw_buf *out)
@@ -402,9 +403,9 @@ static void exchange(const char *req, size_t req_len, struct fw_buf *out,
             break;
     }
     if (turns == FZ_TURNS)
-        fz_fail("hung: eof %d, connections %zu, upstream idle %p, "
+        fz_fail("hung: eof %d, connections %zu, upstream idle %d, "
                 "outstanding %d, client got %zu bytes:\n%.*s", eof,
-                fw_server_connections(), (void *)fz.worker.idle,
+                fw_server_connections(), fz.worker.n_idle,
                 fz.worker.outstanding, out->len, (int)out->len,
                 out->data ? out->data : "");
 }
